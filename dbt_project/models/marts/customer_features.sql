@@ -1,0 +1,95 @@
+{#- Point-in-time features: the row at as_of_date uses only data with timestamps
+    strictly before as_of_date (events on that day or later never count). -#}
+with spine as (
+    select customer_id, as_of_date from {{ ref('int_as_of_spine') }}
+),
+
+events as (
+    select
+        s.customer_id,
+        s.as_of_date,
+        {%- for f in feature_families() %}
+        {%- for w in feature_windows() %}
+        cast(coalesce(sum(d.{{ f }}_n) filter (where d.event_date >= s.as_of_date - {{ w }}), 0) as bigint) as {{ f }}_count_{{ w }}d,
+        cast(coalesce(sum(d.{{ f }}_value) filter (where d.event_date >= s.as_of_date - {{ w }}), 0) as double precision) as {{ f }}_value_{{ w }}d,
+        {%- endfor %}
+        cast(coalesce(sum(d.{{ f }}_n) filter (where d.event_date >= s.as_of_date - 60 and d.event_date < s.as_of_date - 30), 0) as bigint) as {{ f }}_count_prev_30d,
+        max(d.event_date) filter (where d.{{ f }}_n > 0) as {{ f }}_last_date,
+        {%- endfor %}
+        cast(count(*) filter (where d.is_active and d.event_date >= s.as_of_date - 7) as bigint) as active_days_7d,
+        cast(count(*) filter (where d.is_active and d.event_date >= s.as_of_date - 30) as bigint) as active_days_30d,
+        cast(count(*) filter (where d.is_active and d.event_date >= s.as_of_date - 90) as bigint) as active_days_90d,
+        cast(count(*) filter (where d.is_active and d.event_date >= s.as_of_date - 60 and d.event_date < s.as_of_date - 30) as bigint) as active_days_prev_30d
+    from spine s
+    left join {{ ref('int_customer_daily') }} d
+      on d.customer_id = s.customer_id
+     and d.event_date < s.as_of_date
+     and d.event_date >= s.as_of_date - 180
+    group by s.customer_id, s.as_of_date
+),
+
+subscriptions as (
+    select
+        s.customer_id,
+        s.as_of_date,
+        cast(count(h.started_at) as bigint) as subscriptions_before,
+        cast(count(*) filter (where h.change_kind = 'upgrade' and h.started_at >= cast(s.as_of_date - 180 as timestamp)) as bigint) as upgrades_180d,
+        cast(count(*) filter (where h.change_kind = 'downgrade' and h.started_at >= cast(s.as_of_date - 180 as timestamp)) as bigint) as downgrades_180d,
+        max(h.started_at) filter (where h.change_kind in ('upgrade', 'downgrade')) as last_plan_change_at
+    from spine s
+    left join {{ ref('int_subscription_history') }} h
+      on h.customer_id = s.customer_id
+     and h.started_at < cast(s.as_of_date as timestamp)
+    group by s.customer_id, s.as_of_date
+),
+
+{#- The period in force at as_of_date: started before it and not ended before it.
+    Its ended_at is only compared with as_of_date, never read, so no future leaks. -#}
+current_period as (
+    select customer_id, as_of_date, plan, monthly_revenue
+    from (
+        select
+            s.customer_id,
+            s.as_of_date,
+            h.plan,
+            h.monthly_revenue,
+            row_number() over (partition by s.customer_id, s.as_of_date order by h.started_at desc) as rn
+        from spine s
+        join {{ ref('int_subscription_history') }} h
+          on h.customer_id = s.customer_id
+         and h.started_at < cast(s.as_of_date as timestamp)
+         and (h.ended_at is null or h.ended_at >= cast(s.as_of_date as timestamp))
+    ) ranked
+    where rn = 1
+)
+
+select
+    e.customer_id,
+    e.as_of_date,
+    {%- for f in feature_families() %}
+    {%- for w in feature_windows() %}
+    e.{{ f }}_count_{{ w }}d,
+    e.{{ f }}_value_{{ w }}d,
+    {%- endfor %}
+    cast(e.{{ f }}_count_30d - e.{{ f }}_count_prev_30d as bigint) as {{ f }}_count_trend_30d,
+    cast(e.as_of_date - e.{{ f }}_last_date as integer) as {{ f }}_days_since_last,
+    {%- endfor %}
+    e.active_days_7d,
+    e.active_days_30d,
+    e.active_days_90d,
+    cast(e.active_days_30d - e.active_days_prev_30d as bigint) as activity_trend_30d,
+    cast(case when e.ticket_count_90d > 0 then e.ticket_value_90d / e.ticket_count_90d end as double precision) as avg_ticket_severity_90d,
+    cast(case when e.satisfaction_count_90d > 0 then e.satisfaction_value_90d / e.satisfaction_count_90d end as double precision) as avg_satisfaction_90d,
+    cast(case when e.invoice_count_90d + e.payment_failure_count_90d > 0
+         then 1.0 * e.payment_failure_count_90d / (e.invoice_count_90d + e.payment_failure_count_90d) end as double precision) as payment_failure_rate_90d,
+    cast(e.as_of_date - cast(c.signup_at as date) as integer) as tenure_days,
+    cast(p.plan as varchar) as current_plan,
+    cast(p.monthly_revenue as double precision) as monthly_revenue,
+    sb.subscriptions_before,
+    sb.upgrades_180d,
+    sb.downgrades_180d,
+    cast(e.as_of_date - cast(sb.last_plan_change_at as date) as integer) as days_since_plan_change
+from events e
+join {{ ref('stg_customers') }} c on c.customer_id = e.customer_id
+join subscriptions sb on sb.customer_id = e.customer_id and sb.as_of_date = e.as_of_date
+left join current_period p on p.customer_id = e.customer_id and p.as_of_date = e.as_of_date

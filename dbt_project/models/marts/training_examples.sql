@@ -1,0 +1,65 @@
+{#- Features at as_of_date plus the churn label, which looks only forward:
+    [as_of_date, as_of_date + horizon_days). Only snapshots whose label window has
+    closed (as_of_date + horizon_days <= data_end) are examples; shipped labels win. -#}
+{%- set horizon = var('horizon_days') %}
+with bounds as (
+    select data_end from {{ ref('int_data_bounds') }}
+),
+
+examples as (
+    select f.*, sp.is_labeled
+    from {{ ref('customer_features') }} f
+    join {{ ref('int_as_of_spine') }} sp
+      on sp.customer_id = f.customer_id and sp.as_of_date = f.as_of_date
+    cross join bounds b
+    where sp.is_labeled or f.as_of_date + {{ horizon }} <= b.data_end
+),
+
+{% if var('churn_definition') == 'contractual' %}
+{#- Churned: live at as_of_date (the spine) and no subscription in force at the end
+    of the window. -#}
+derived as (
+    select
+        x.customer_id,
+        x.as_of_date,
+        case when exists (
+            select 1 from {{ ref('stg_subscriptions') }} s
+            where s.customer_id = x.customer_id
+              and s.started_at < cast(x.as_of_date + {{ horizon }} as timestamp)
+              and (s.ended_at is null or s.ended_at >= cast(x.as_of_date + {{ horizon }} as timestamp))
+        ) then 0 else 1 end as churned
+    from examples x
+    where not x.is_labeled
+),
+{% else %}
+{#- Churned: no activity event in the window. -#}
+derived as (
+    select
+        x.customer_id,
+        x.as_of_date,
+        case when exists (
+            select 1 from {{ ref('int_customer_daily') }} d
+            where d.customer_id = x.customer_id
+              and d.is_active
+              and d.event_date >= x.as_of_date
+              and d.event_date < x.as_of_date + {{ horizon }}
+        ) then 0 else 1 end as churned
+    from examples x
+    where not x.is_labeled
+),
+{% endif %}
+
+labels as (
+    select customer_id, as_of_date, churned from derived
+    union all
+    select customer_id, as_of_date, churned from {{ ref('stg_labels') }}
+)
+
+select
+    x.customer_id,
+    x.as_of_date,
+    cast(l.churned as integer) as churned,
+    cast(case when x.is_labeled then 'shipped' else '{{ var("churn_definition") }}' end as varchar) as label_source,
+    {{ feature_select_list('x') }}
+from examples x
+join labels l on l.customer_id = x.customer_id and l.as_of_date = x.as_of_date
