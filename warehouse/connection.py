@@ -58,7 +58,7 @@ class Session:
                     names = names or [d.name for d in cur.description]
                     yield pd.DataFrame(rows, columns=names)
             return
-        reader = self.raw.execute(sql).fetch_record_batch(batch_rows)
+        reader = self.raw.execute(sql).to_arrow_reader(batch_rows)
         for batch in reader:
             yield batch.to_pandas()
 
@@ -101,16 +101,17 @@ class Warehouse:
         return f"DuckDB {self.settings.duckdb_path}"
 
     @contextmanager
-    def session(self, read_only: bool = False) -> Iterator[Session]:
+    def session(self) -> Iterator[Session]:
+        """An autocommit connection. DuckDB connections are always read-write: one
+        process may not mix read-only and read-write handles on a file, and dbt's
+        adapter (row counts) keeps a read-write one open in the Dagster process."""
         if self.is_postgres:
             with psycopg.connect(self.settings.warehouse_url, autocommit=True) as conn:
                 yield Session(conn, True)
             return
         path = self.settings.duckdb_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        if read_only and not path.exists():
-            raise FileNotFoundError(f"no warehouse at {path}: run `churn materialize` first")
-        conn = duckdb.connect(str(path), read_only=read_only)
+        conn = duckdb.connect(str(path))
         try:
             yield Session(conn, False)
         finally:
@@ -134,7 +135,7 @@ class Warehouse:
             s.raw.commit()
 
     def query_df(self, sql: str, params: tuple | list | None = None) -> pd.DataFrame:
-        with self.session(read_only=not self.is_postgres) as s:
+        with self.session() as s:
             return s.query_df(sql, params)
 
     def table_exists(self, qualified: str) -> bool:

@@ -1,0 +1,171 @@
+"""Raw tables filled from the landing zone, each guarded by a blocking pandera check."""
+
+
+import datetime as dt
+from collections.abc import Iterator
+
+import dagster as dg
+
+from churn_assets.resources import WarehouseResource
+from warehouse.connection import Warehouse
+from warehouse.contract import (
+    RAW_COLUMNS,
+    RAW_SCHEMA,
+    TABLES,
+    ContractError,
+    table_schema,
+    validate,
+)
+from warehouse.ingestion import Ingestor
+
+GROUP = "raw"
+RAW_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(days=7), warn_window=dt.timedelta(days=2)
+)
+CHECK_BATCH_ROWS = 1_000_000
+
+
+def raw_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey([RAW_SCHEMA, table])
+
+
+def _column_schema(table: str) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, sql_type.lower()) for name, sql_type in RAW_COLUMNS[table]]
+    )
+
+
+def _table_rows(warehouse: Warehouse, table: str) -> int:
+    return int(warehouse.query_df(f"SELECT count(*) AS n FROM {RAW_SCHEMA}.{table}")["n"].iloc[0])
+
+
+def _ingest(context: dg.AssetExecutionContext, resource: WarehouseResource, table: str) -> dict:
+    settings = resource.settings()
+    warehouse = Warehouse(settings)
+    report = Ingestor(warehouse, settings.landing_dir, progress=context.log.info).ingest(table)
+    context.log.info(
+        f"{table}: {len(report.files)} new file(s), {report.rows:,} rows; "
+        f"{report.skipped_files} already ingested"
+    )
+    return {
+        "new_files": len(report.files),
+        "new_rows": report.rows,
+        "already_ingested_files": report.skipped_files,
+        "latest_file": report.files[-1] if report.files else "",
+        "warehouse": warehouse.describe(),
+    }
+
+
+def _materialize_result(
+    warehouse: Warehouse, table: str, metadata: dict
+) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        asset_key=raw_key(table),
+        metadata={
+            **metadata,
+            "dagster/row_count": _table_rows(warehouse, table),
+            "dagster/column_schema": _column_schema(table),
+        },
+    )
+
+
+def _raw_spec(table: str, description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        raw_key(table),
+        description=description,
+        group_name=GROUP,
+        kinds={"duckdb", "postgres", "parquet"},
+        freshness_policy=RAW_FRESHNESS,
+        owners=["team:data-platform"],
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        _raw_spec("customers", "Customers (customer_id, signup_at) from landing/customers."),
+        _raw_spec(
+            "customer_attributes", "Every extra column of a customers file, stored long."
+        ),
+    ],
+    name="raw_customers",
+)
+def raw_customers(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult]:
+    metadata = _ingest(context, warehouse, "customers")
+    wh = warehouse.warehouse()
+    yield _materialize_result(wh, "customers", metadata)
+    yield _materialize_result(wh, "customer_attributes", {})
+
+
+def _single_table_asset(table: str, description: str) -> dg.AssetsDefinition:
+    @dg.multi_asset(specs=[_raw_spec(table, description)], name=f"raw_{table}")
+    def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        metadata = _ingest(context, warehouse, table)
+        return _materialize_result(warehouse.warehouse(), table, metadata)
+
+    return _asset
+
+
+raw_subscriptions = _single_table_asset(
+    "subscriptions", "Subscription periods from landing/subscriptions (upserted on customer_id, started_at)."
+)
+raw_events = _single_table_asset("events", "Customer events from landing/events.")
+raw_labels = _single_table_asset("labels", "Churn labels shipped with the data, from landing/labels.")
+
+
+def _known_customers(warehouse: Warehouse) -> list[str]:
+    return warehouse.query_df(f"SELECT customer_id FROM {RAW_SCHEMA}.customers")["customer_id"].tolist()
+
+
+def check_raw_table(warehouse: Warehouse, table: str) -> dg.AssetCheckResult:
+    """Validate a whole raw table against the contract, in batches; any violation fails."""
+    known = None if table == "customers" else _known_customers(warehouse)
+    schema = table_schema(table, known_customers=known, now=dt.datetime.now())
+    columns = ", ".join(name for name, _ in RAW_COLUMNS[table])
+    violations: list[str] = []
+    rows = 0
+    with warehouse.session() as session:
+        for batch in session.query_batches(
+            f"SELECT {columns} FROM {RAW_SCHEMA}.{table}", CHECK_BATCH_ROWS
+        ):
+            batch.index = batch.index + rows
+            rows += len(batch)
+            try:
+                validate(schema, batch, f"{RAW_SCHEMA}.{table}")
+            except ContractError as exc:
+                violations += [v.describe() for v in exc.violations]
+    return dg.AssetCheckResult(
+        passed=not violations,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"{rows:,} rows meet the raw contract"
+            if not violations
+            else f"{len(violations)} contract violation(s) in {RAW_SCHEMA}.{table}"
+        ),
+        metadata={"rows_checked": rows, "violations": dg.MetadataValue.md(
+            "\n".join(f"- {v}" for v in violations) or "none"
+        )},
+    )
+
+
+def _contract_check(table: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=raw_key(table),
+        name="meets_raw_contract",
+        blocking=True,
+        description=(
+            "pandera: types, unique keys, no null keys, no future timestamps, no negative "
+            "revenue, every row's customer exists. Failing blocks everything downstream."
+        ),
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        return check_raw_table(warehouse.warehouse(), table)
+
+    return _check
+
+
+raw_contract_checks = [_contract_check(t) for t in TABLES]
+
+
+raw_assets = [raw_customers, raw_subscriptions, raw_events, raw_labels]
