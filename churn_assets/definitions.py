@@ -1,6 +1,5 @@
 """The code location: every asset, check, job and sensor of churn-lakehouse."""
 
-
 import dagster as dg
 
 from churn_assets.defs.dbt import dbt_feature_models, dbt_resource
@@ -9,21 +8,24 @@ from churn_assets.defs.raw import raw_assets, raw_contract_checks
 from churn_assets.resources import WarehouseResource
 from sensors.landing import landing_zone_sensor
 
+ASSETS = [*raw_assets, dbt_feature_models]
+ASSET_CHECKS = [*raw_contract_checks, point_in_time_recomputation]
+
 churn_pipeline = dg.define_asset_job(
     "churn_pipeline",
     selection=dg.AssetSelection.all(),
-    description="Everything: ingestion, checks, feature tables.",
+    description="Everything: ingestion, quality gates, feature tables.",
 )
 
 
-def build_definitions(warehouse: WarehouseResource | None = None) -> dg.Definitions:
-    return dg.Definitions(
-        assets=[*raw_assets, dbt_feature_models],
-        asset_checks=[*raw_contract_checks, point_in_time_recomputation],
-        jobs=[churn_pipeline],
-        sensors=[landing_zone_sensor],
-        resources={"warehouse": warehouse or WarehouseResource(), "dbt": dbt_resource()},
-    )
+def default_resources() -> dict:
+    return {"warehouse": WarehouseResource(), "dbt": dbt_resource()}
 
 
-defs = build_definitions()
+defs = dg.Definitions(
+    assets=ASSETS,
+    asset_checks=ASSET_CHECKS,
+    jobs=[churn_pipeline],
+    sensors=[landing_zone_sensor],
+    resources=default_resources(),
+)

@@ -1,7 +1,6 @@
 """Typed Dagster resources. Their defaults come from the CHURN_* environment (see
 warehouse.settings), so the same definitions run locally and in production."""
 
-
 import os
 from pathlib import Path
 

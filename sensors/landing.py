@@ -1,6 +1,5 @@
 """Watches the landing zone and requests an ingestion run for every new batch."""
 
-
 import hashlib
 import json
 
@@ -50,7 +49,9 @@ def landing_zone_sensor(
     summary = ", ".join(f"{len(files)} {table}" for table, files in fresh.items())
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=run_key, tags={"churn/trigger": "landing_zone", "churn/new_files": summary})
+            dg.RunRequest(
+                run_key=run_key, tags={"churn/trigger": "landing_zone", "churn/new_files": summary}
+            )
         ],
         cursor=json.dumps(cursor),
     )

@@ -71,16 +71,15 @@ class Session:
             columns = ", ".join(frame.columns)
             buffer = io.StringIO()
             frame.to_csv(buffer, index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f")
-            with self.raw.cursor() as cur, cur.copy(
-                f"COPY {name} ({columns}) FROM STDIN WITH (FORMAT csv)"
-            ) as copy:
+            with (
+                self.raw.cursor() as cur,
+                cur.copy(f"COPY {name} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy,
+            ):
                 copy.write(buffer.getvalue())
         else:
             self.raw.register("_frame", frame)
             columns = ", ".join(frame.columns)
-            self.raw.execute(
-                f"CREATE TEMP TABLE {name} AS SELECT * FROM {like_table} WHERE false"
-            )
+            self.raw.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {like_table} WHERE false")
             self.raw.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM _frame")
             self.raw.unregister("_frame")
         return name
@@ -121,9 +120,8 @@ class Warehouse:
     def transaction(self) -> Iterator[Session]:
         """All statements commit together or not at all."""
         if self.is_postgres:
-            with psycopg.connect(self.settings.warehouse_url) as conn:
-                with conn.transaction():
-                    yield Session(conn, True)
+            with psycopg.connect(self.settings.warehouse_url) as conn, conn.transaction():
+                yield Session(conn, True)
             return
         with self.session() as s:
             s.raw.begin()

@@ -142,9 +142,8 @@ class ContractViolation:
         shown = ", ".join(str(r) for r in self.rows[:10])
         more = f" and {len(self.rows) - 10} more" if len(self.rows) > 10 else ""
         values = ", ".join(self.examples[:5])
-        return (
-            f"column '{self.column}' fails {self.check} at rows {shown}{more}"
-            + (f" (values: {values})" if values else "")
+        return f"column '{self.column}' fails {self.check} at rows {shown}{more}" + (
+            f" (values: {values})" if values else ""
         )
 
 

@@ -42,7 +42,13 @@ def behavioural_features() -> list[Feature]:
         for w in WINDOWS:
             rule = WINDOW_RULE.format(w=w)
             out.append(Feature(f"{family}_count_{w}d", "bigint", f"Number of {what} {rule}."))
-            out.append(Feature(f"{family}_value_{w}d", "double precision", f"Sum of the value of {what} {rule}."))
+            out.append(
+                Feature(
+                    f"{family}_value_{w}d",
+                    "double precision",
+                    f"Sum of the value of {what} {rule}.",
+                )
+            )
         out.append(
             Feature(
                 f"{family}_count_trend_30d",
@@ -58,31 +64,87 @@ def behavioural_features() -> list[Feature]:
             )
         )
     out += [
-        Feature("active_days_7d", "bigint", "Days with any activity event (CHURN_ACTIVITY_EVENT_TYPES) in the last 7 days."),
+        Feature(
+            "active_days_7d",
+            "bigint",
+            "Days with any activity event (CHURN_ACTIVITY_EVENT_TYPES) in the last 7 days.",
+        ),
         Feature("active_days_30d", "bigint", "Days with any activity event in the last 30 days."),
         Feature("active_days_90d", "bigint", "Days with any activity event in the last 90 days."),
-        Feature("activity_trend_30d", "bigint", "Active days in the last 30 days minus active days in the 30 days before those."),
-        Feature("avg_ticket_severity_90d", "double precision", "Mean severity of tickets opened in the last 90 days; null without tickets."),
-        Feature("avg_satisfaction_90d", "double precision", "Mean satisfaction score given in the last 90 days; null without ratings."),
-        Feature("payment_failure_rate_90d", "double precision", "Failed payments / (paid invoices + failed payments) in the last 90 days."),
+        Feature(
+            "activity_trend_30d",
+            "bigint",
+            "Active days in the last 30 days minus active days in the 30 days before those.",
+        ),
+        Feature(
+            "avg_ticket_severity_90d",
+            "double precision",
+            "Mean severity of tickets opened in the last 90 days; null without tickets.",
+        ),
+        Feature(
+            "avg_satisfaction_90d",
+            "double precision",
+            "Mean satisfaction score given in the last 90 days; null without ratings.",
+        ),
+        Feature(
+            "payment_failure_rate_90d",
+            "double precision",
+            "Failed payments / (paid invoices + failed payments) in the last 90 days.",
+        ),
         Feature("tenure_days", "integer", "Days from signup to as_of_date."),
-        Feature("current_plan", "varchar", "Plan of the subscription in force at as_of_date; null without one."),
-        Feature("monthly_revenue", "double precision", "Monthly revenue of the subscription in force at as_of_date."),
-        Feature("subscriptions_before", "bigint", "Subscription periods started before as_of_date (plan changes start new periods)."),
-        Feature("upgrades_180d", "bigint", "Plan changes to a higher monthly revenue in the last 180 days."),
-        Feature("downgrades_180d", "bigint", "Plan changes to a lower monthly revenue in the last 180 days."),
-        Feature("days_since_plan_change", "integer", "Days since the latest upgrade or downgrade; null when never."),
+        Feature(
+            "current_plan",
+            "varchar",
+            "Plan of the subscription in force at as_of_date; null without one.",
+        ),
+        Feature(
+            "monthly_revenue",
+            "double precision",
+            "Monthly revenue of the subscription in force at as_of_date.",
+        ),
+        Feature(
+            "subscriptions_before",
+            "bigint",
+            "Subscription periods started before as_of_date (plan changes start new periods).",
+        ),
+        Feature(
+            "upgrades_180d",
+            "bigint",
+            "Plan changes to a higher monthly revenue in the last 180 days.",
+        ),
+        Feature(
+            "downgrades_180d",
+            "bigint",
+            "Plan changes to a lower monthly revenue in the last 180 days.",
+        ),
+        Feature(
+            "days_since_plan_change",
+            "integer",
+            "Days since the latest upgrade or downgrade; null when never.",
+        ),
     ]
     return out
 
 
 KEY_COLUMNS = [
     Feature("customer_id", "varchar", "Customer key."),
-    Feature("as_of_date", "date", "Snapshot date: features use only data with timestamps strictly before it."),
+    Feature(
+        "as_of_date",
+        "date",
+        "Snapshot date: features use only data with timestamps strictly before it.",
+    ),
 ]
 LABEL_COLUMNS = [
-    Feature("churned", "integer", "1 when the customer churned in [as_of_date, as_of_date + horizon_days) under the churn definition (or the shipped label)."),
-    Feature("label_source", "varchar", "Where the label comes from: the churn definition (contractual / inactivity) or 'shipped' labels."),
+    Feature(
+        "churned",
+        "integer",
+        "1 when the customer churned in [as_of_date, as_of_date + horizon_days) under the churn definition (or the shipped label).",
+    ),
+    Feature(
+        "label_source",
+        "varchar",
+        "Where the label comes from: the churn definition (contractual / inactivity) or 'shipped' labels.",
+    ),
 ]
 
 
@@ -105,7 +167,11 @@ def render_marts_schema() -> str:
     key_tests = {
         "customer_id": [
             "not_null",
-            {"relationships": {"arguments": {"to": "ref('stg_customers')", "field": "customer_id"}}},
+            {
+                "relationships": {
+                    "arguments": {"to": "ref('stg_customers')", "field": "customer_id"}
+                }
+            },
         ],
         "as_of_date": ["not_null"],
     }
@@ -146,7 +212,11 @@ def render_marts_schema() -> str:
             "name": "customer_attributes",
             "description": "Static customer attributes (extra columns of the customers file), one row per customer and attribute.",
             "data_tests": [
-                {"unique_combination": {"arguments": {"columns": ["customer_id", "attribute_name"]}}}
+                {
+                    "unique_combination": {
+                        "arguments": {"columns": ["customer_id", "attribute_name"]}
+                    }
+                }
             ],
             "columns": _columns(
                 [
@@ -166,10 +236,20 @@ def render_marts_schema() -> str:
                     Feature("churn_definition", "varchar", "contractual or inactivity."),
                     Feature("horizon_days", "integer", "Label window length in days."),
                     Feature("cadence_days", "integer", "Days between snapshots."),
-                    Feature("min_history_days", "integer", "History required before the first snapshot."),
-                    Feature("activity_event_types", "varchar", "Event types that count as activity, comma separated."),
+                    Feature(
+                        "min_history_days", "integer", "History required before the first snapshot."
+                    ),
+                    Feature(
+                        "activity_event_types",
+                        "varchar",
+                        "Event types that count as activity, comma separated.",
+                    ),
                     Feature("data_start", "date", "First observed day."),
-                    Feature("data_end", "date", "Day after the last observation (the scoring as_of_date)."),
+                    Feature(
+                        "data_end",
+                        "date",
+                        "Day after the last observation (the scoring as_of_date).",
+                    ),
                     Feature("built_at", "timestamp", "When the build ran."),
                 ],
                 {},

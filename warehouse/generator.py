@@ -35,7 +35,13 @@ REGIONS = np.array(["north_america", "europe", "apac", "latam"])
 REGION_P = [0.45, 0.30, 0.15, 0.10]
 CHANNELS = np.array(["organic", "paid_search", "partner", "sales", "referral"])
 CHANNEL_P = [0.35, 0.25, 0.12, 0.18, 0.10]
-CHANNEL_ENGAGEMENT = {"organic": 0.0, "paid_search": -0.25, "partner": 0.05, "sales": 0.2, "referral": 0.15}
+CHANNEL_ENGAGEMENT = {
+    "organic": 0.0,
+    "paid_search": -0.25,
+    "partner": 0.05,
+    "sales": 0.2,
+    "referral": 0.15,
+}
 PLANS = np.array(["basic", "pro", "business"])
 PLAN_PRICE = np.array([12.0, 29.0, 49.0])
 SEGMENT_PLAN_P = {
@@ -146,7 +152,9 @@ def _sub_rows(pop: _Population, idx: np.ndarray, start: dt.date, ended: np.ndarr
     return {
         "customer_id": pop.ids[idx],
         "started_at": started,
-        "ended_at": ended if ended is not None else np.full(len(idx), np.datetime64("NaT"), "M8[s]"),
+        "ended_at": ended
+        if ended is not None
+        else np.full(len(idx), np.datetime64("NaT"), "M8[s]"),
         "plan": PLANS[pop.plan[idx]],
         "monthly_revenue": pop.monthly_revenue[idx],
     }
@@ -201,7 +209,9 @@ def generate(
     if cfg.customers < 1 or cfg.days < 1:
         raise ValueError("customers and days must both be at least 1")
     if cfg.drift is not None and cfg.drift not in DRIFT_KINDS:
-        raise ValueError(f"unknown drift kind {cfg.drift!r}; choose one of {', '.join(DRIFT_KINDS)}")
+        raise ValueError(
+            f"unknown drift kind {cfg.drift!r}; choose one of {', '.join(DRIFT_KINDS)}"
+        )
     rng = np.random.default_rng(cfg.seed)
     start = cfg.resolved_start()
     drift_day = (cfg.resolved_drift_start() - start).days if cfg.drift else None

@@ -42,7 +42,9 @@ def _in_clause(values: list[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
-def recompute(frame: pd.DataFrame, settings: Settings, raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def recompute(
+    frame: pd.DataFrame, settings: Settings, raw: dict[str, pd.DataFrame]
+) -> pd.DataFrame:
     """Recompute RECOMPUTED columns for the (customer_id, as_of_date) rows of frame."""
     families = settings.event_families
     events = raw["events"].assign(
@@ -56,25 +58,31 @@ def recompute(frame: pd.DataFrame, settings: Settings, raw: dict[str, pd.DataFra
         as_of = pd.Timestamp(row.as_of_date)
         mine = events[events["customer_id"] == row.customer_id]
         before = mine[mine["occurred_at"] < as_of]
-
-        def within(days: int, family: str | None = None) -> pd.DataFrame:
-            sel = before[before["occurred_at"] >= as_of - pd.Timedelta(days=days)]
-            return sel if family is None else sel[sel["family"] == family]
-
-        signup = raw["customers"].loc[raw["customers"]["customer_id"] == row.customer_id, "signup_at"]
+        last_30 = _since(before, as_of, 30)
+        signup = raw["customers"].loc[
+            raw["customers"]["customer_id"] == row.customer_id, "signup_at"
+        ]
         out.append(
             {
                 "customer_id": row.customer_id,
                 "as_of_date": row.as_of_date,
-                "login_count_30d": len(within(30, "login")),
-                "invoice_value_90d": float(within(90, "invoice")["value"].fillna(0).sum()),
-                "payment_failure_count_180d": len(within(180, "payment_failure")),
-                "active_days_30d": within(30).loc[lambda d: d["is_activity"], "day"].nunique(),
+                "login_count_30d": int((last_30["family"] == "login").sum()),
+                "invoice_value_90d": float(
+                    _since(before, as_of, 90).query("family == 'invoice'")["value"].fillna(0).sum()
+                ),
+                "payment_failure_count_180d": int(
+                    (_since(before, as_of, 180)["family"] == "payment_failure").sum()
+                ),
+                "active_days_30d": last_30.loc[last_30["is_activity"], "day"].nunique(),
                 "tenure_days": (as_of - signup.iloc[0].normalize()).days,
                 "churned": _label(row.customer_id, as_of, horizon, mine, raw, settings),
             }
         )
     return pd.DataFrame(out)
+
+
+def _since(events: pd.DataFrame, as_of: pd.Timestamp, days: int) -> pd.DataFrame:
+    return events[events["occurred_at"] >= as_of - pd.Timedelta(days=days)]
 
 
 def _label(
@@ -93,9 +101,13 @@ def _label(
     if settings.churn.kind == "contractual":
         subs = raw["subscriptions"]
         subs = subs[subs["customer_id"] == customer_id]
-        in_force = (subs["started_at"] < end) & (subs["ended_at"].isna() | (subs["ended_at"] >= end))
+        in_force = (subs["started_at"] < end) & (
+            subs["ended_at"].isna() | (subs["ended_at"] >= end)
+        )
         return int(not in_force.any())
-    active = events[events["is_activity"] & (events["occurred_at"] >= as_of) & (events["occurred_at"] < end)]
+    active = events[
+        events["is_activity"] & (events["occurred_at"] >= as_of) & (events["occurred_at"] < end)
+    ]
     return int(active.empty)
 
 
@@ -105,7 +117,9 @@ def check_training_examples(
     """Sample training examples and compare them with the raw-data recomputation."""
     columns = ", ".join(("customer_id", "as_of_date", *RECOMPUTED))
     examples = warehouse.query_df(f"SELECT {columns} FROM {MARTS_SCHEMA}.training_examples")
-    data_end = warehouse.query_df(f"SELECT data_end FROM {MARTS_SCHEMA}.int_data_bounds")["data_end"].iloc[0]
+    data_end = warehouse.query_df(f"SELECT data_end FROM {MARTS_SCHEMA}.int_data_bounds")[
+        "data_end"
+    ].iloc[0]
     labels = warehouse.query_df("SELECT customer_id, as_of_date FROM raw.labels")
     shipped = set(zip(labels["customer_id"], pd.to_datetime(labels["as_of_date"]), strict=True))
     keys = zip(examples["customer_id"], pd.to_datetime(examples["as_of_date"]), strict=True)
@@ -121,8 +135,12 @@ def check_training_examples(
         table: warehouse.query_df(f"SELECT * FROM raw.{table} WHERE customer_id IN ({ids})")
         for table in ("customers", "events", "subscriptions", "labels")
     }
-    for table, cols in (("events", ["occurred_at"]), ("customers", ["signup_at"]),
-                        ("subscriptions", ["started_at", "ended_at"]), ("labels", ["as_of_date"])):
+    for table, cols in (
+        ("events", ["occurred_at"]),
+        ("customers", ["signup_at"]),
+        ("subscriptions", ["started_at", "ended_at"]),
+        ("labels", ["as_of_date"]),
+    ):
         for col in cols:
             raw[table][col] = pd.to_datetime(raw[table][col])
     expected = recompute(sample, settings, raw)

@@ -159,7 +159,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     url = env.get("CHURN_WAREHOUSE_URL") or f"duckdb:///{home / 'warehouse.duckdb'}"
     if not url.startswith(("duckdb:///", "postgresql://", "postgres://")):
         raise ValueError(
-            "CHURN_WAREHOUSE_URL must start with duckdb:/// or postgresql://, " f"got {url!r}"
+            f"CHURN_WAREHOUSE_URL must start with duckdb:/// or postgresql://, got {url!r}"
         )
     churn = ChurnDefinition(
         kind=env.get("CHURN_DEFINITION", "contractual"),  # type: ignore[arg-type]

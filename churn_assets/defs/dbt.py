@@ -1,6 +1,5 @@
 """dbt feature tables as Dagster assets; dbt tests surface as asset checks."""
 
-
 import datetime as dt
 import json
 import os
@@ -78,7 +77,10 @@ def dbt_feature_models(
     for event in invocation.stream().fetch_row_counts().fetch_column_metadata():
         if isinstance(event, dg.Output | dg.AssetMaterialization):
             event = event.with_metadata(
-                {**event.metadata, "churn_definition": dg.MetadataValue.json(settings.churn.as_dict())}
+                {
+                    **event.metadata,
+                    "churn_definition": dg.MetadataValue.json(settings.churn.as_dict()),
+                }
             )
         yield event
     if not settings.is_postgres:

@@ -1,6 +1,5 @@
 """The point-in-time contract as a blocking asset check on training_examples."""
 
-
 import dagster as dg
 
 from churn_assets.resources import WarehouseResource
@@ -35,7 +34,9 @@ def point_in_time_recomputation(warehouse: WarehouseResource) -> dg.AssetCheckRe
             "mismatches": len(mismatches),
             "open_label_windows": report.open_windows,
             "first_mismatches": dg.MetadataValue.md(
-                f"```\n{mismatches.head(20).to_string(index=False)}\n```" if len(mismatches) else "none"
+                f"```\n{mismatches.head(20).to_string(index=False)}\n```"
+                if len(mismatches)
+                else "none"
             ),
         },
     )

@@ -1,6 +1,5 @@
 """Raw tables filled from the landing zone, each guarded by a blocking pandera check."""
 
-
 import datetime as dt
 from collections.abc import Iterator
 
@@ -56,9 +55,7 @@ def _ingest(context: dg.AssetExecutionContext, resource: WarehouseResource, tabl
     }
 
 
-def _materialize_result(
-    warehouse: Warehouse, table: str, metadata: dict
-) -> dg.MaterializeResult:
+def _materialize_result(warehouse: Warehouse, table: str, metadata: dict) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         asset_key=raw_key(table),
         metadata={
@@ -83,9 +80,7 @@ def _raw_spec(table: str, description: str) -> dg.AssetSpec:
 @dg.multi_asset(
     specs=[
         _raw_spec("customers", "Customers (customer_id, signup_at) from landing/customers."),
-        _raw_spec(
-            "customer_attributes", "Every extra column of a customers file, stored long."
-        ),
+        _raw_spec("customer_attributes", "Every extra column of a customers file, stored long."),
     ],
     name="raw_customers",
 )
@@ -108,14 +103,19 @@ def _single_table_asset(table: str, description: str) -> dg.AssetsDefinition:
 
 
 raw_subscriptions = _single_table_asset(
-    "subscriptions", "Subscription periods from landing/subscriptions (upserted on customer_id, started_at)."
+    "subscriptions",
+    "Subscription periods from landing/subscriptions (upserted on customer_id, started_at).",
 )
 raw_events = _single_table_asset("events", "Customer events from landing/events.")
-raw_labels = _single_table_asset("labels", "Churn labels shipped with the data, from landing/labels.")
+raw_labels = _single_table_asset(
+    "labels", "Churn labels shipped with the data, from landing/labels."
+)
 
 
 def _known_customers(warehouse: Warehouse) -> list[str]:
-    return warehouse.query_df(f"SELECT customer_id FROM {RAW_SCHEMA}.customers")["customer_id"].tolist()
+    return warehouse.query_df(f"SELECT customer_id FROM {RAW_SCHEMA}.customers")[
+        "customer_id"
+    ].tolist()
 
 
 def check_raw_table(warehouse: Warehouse, table: str) -> dg.AssetCheckResult:
@@ -143,9 +143,10 @@ def check_raw_table(warehouse: Warehouse, table: str) -> dg.AssetCheckResult:
             if not violations
             else f"{len(violations)} contract violation(s) in {RAW_SCHEMA}.{table}"
         ),
-        metadata={"rows_checked": rows, "violations": dg.MetadataValue.md(
-            "\n".join(f"- {v}" for v in violations) or "none"
-        )},
+        metadata={
+            "rows_checked": rows,
+            "violations": dg.MetadataValue.md("\n".join(f"- {v}" for v in violations) or "none"),
+        },
     )
 
 

@@ -1,0 +1,124 @@
+"""Running the asset graph in-process from the command line, with readable output."""
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from warehouse.settings import Settings
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def prepare_dbt_manifest(settings: Settings) -> None:
+    """`dbt parse` so the manifest the code location loads exists and is current."""
+    env = {**os.environ, **settings.dbt_env()}
+    subprocess.run(
+        ["dbt", "parse", "--quiet", "--profiles-dir", str(DBT_PROJECT_DIR)],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        check=True,
+    )
+
+
+def use_dagster_home(settings: Settings) -> Path:
+    """Point DAGSTER_HOME at var/dagster_home (unless set) so runs show in `make ui`."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@dataclass
+class RunSummary:
+    success: bool
+    materialized: dict[str, dict] = field(default_factory=dict)  # key -> metadata
+    checks: list[tuple[str, str, bool, str]] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)
+    failed_steps: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.success and not self.not_run and all(c[2] for c in self.checks)
+
+
+def materialize(
+    selection: str | None = None,
+    instance: dg.DagsterInstance | None = None,
+    resources: dict | None = None,
+) -> RunSummary:
+    """Materialize the selected assets (default: all) and their checks in this process."""
+    from churn_assets.definitions import ASSET_CHECKS, ASSETS, default_resources, defs
+
+    graph = defs.resolve_asset_graph()
+    planned = (
+        dg.AssetSelection.from_string(selection) if selection else dg.AssetSelection.all()
+    ).resolve(graph)
+    result = dg.materialize(
+        [*ASSETS, *ASSET_CHECKS],
+        resources=resources or default_resources(),
+        selection=selection,
+        instance=instance,
+        raise_on_error=False,
+        run_config=QUIET_LOGS,
+        tags={"churn/trigger": "cli"},
+    )
+    summary = RunSummary(success=result.success)
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        summary.materialized[mat.asset_key.to_user_string()] = {
+            k: v.value for k, v in mat.metadata.items()
+        }
+    for evaluation in result.get_asset_check_evaluations():
+        summary.checks.append(
+            (
+                evaluation.asset_key.to_user_string(),
+                evaluation.check_name,
+                evaluation.passed,
+                evaluation.description or "",
+            )
+        )
+    summary.not_run = sorted(
+        k.to_user_string() for k in planned if k.to_user_string() not in summary.materialized
+    )
+    summary.failed_steps = [e.step_key or "" for e in result.all_events if e.is_step_failure]
+    return summary
+
+
+GATE_CHECKS = ("meets_raw_contract", "point_in_time_recomputation")
+
+
+def print_summary(summary: RunSummary, out=sys.stdout) -> None:
+    """Every asset, every gate check, every failure; passing dbt tests as a count."""
+    print("\nAssets", file=out)
+    for key, metadata in sorted(summary.materialized.items()):
+        rows = metadata.get("dagster/row_count")
+        print(
+            f"  materialized  {key}" + (f"  ({rows:,} rows)" if rows is not None else ""), file=out
+        )
+    for key in summary.not_run:
+        print(f"  NOT RUN       {key}  (blocked by a failed check or step upstream)", file=out)
+    print("\nChecks", file=out)
+    quiet_passes = 0
+    for asset, name, passed, description in sorted(summary.checks, key=lambda c: (c[2], c[0])):
+        if passed and name not in GATE_CHECKS:
+            quiet_passes += 1
+            continue
+        print(f"  {'pass' if passed else 'FAIL':<5} {asset}:{name}  {description}", file=out)
+    print(f"  pass  {quiet_passes} dbt tests", file=out)
+    for step in summary.failed_steps:
+        print(f"  ERROR step {step} failed (see the log above)", file=out)
+    failed = sum(1 for c in summary.checks if not c[2])
+    print(
+        f"\nRun {'succeeded' if summary.ok else 'FAILED'}: {len(summary.materialized)} assets "
+        f"materialized, {len(summary.checks) - failed}/{len(summary.checks)} checks passed, "
+        f"{len(summary.not_run)} not run.",
+        file=out,
+    )

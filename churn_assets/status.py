@@ -1,0 +1,93 @@
+"""`churn status`: what is materialized, how the checks went, how fresh the data is."""
+
+import datetime as dt
+
+import dagster as dg
+
+from warehouse.connection import LEDGER_TABLE, Warehouse
+from warehouse.contract import RAW_SCHEMA
+
+FRESHNESS_COLUMNS = {
+    "customers": "signup_at",
+    "subscriptions": "started_at",
+    "events": "occurred_at",
+    "labels": "as_of_date",
+}
+
+
+def _iso(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC).isoformat(timespec="seconds")
+    return str(value)
+
+
+def collect_status(
+    defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: Warehouse
+) -> dict:
+    graph = defs.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        event = instance.get_latest_materialization_event(key)
+        row_count = None
+        if event and event.asset_materialization:
+            meta = event.asset_materialization.metadata.get("dagster/row_count")
+            row_count = meta.value if meta else None
+        assets[key.to_user_string()] = {
+            "materialized_at": _iso(event.timestamp) if event else None,
+            "row_count": row_count,
+        }
+    check_keys = list(graph.asset_check_keys)
+    executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+    checks = {}
+    for key in sorted(check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
+        record = executions.get(key)
+        status = record.status.value if record else "NEVER_RUN"
+        checks[f"{key.asset_key.to_user_string()}:{key.name}"] = status
+    return {
+        "warehouse": warehouse.describe(),
+        "assets": assets,
+        "checks": checks,
+        "freshness": data_freshness(warehouse),
+    }
+
+
+def data_freshness(warehouse: Warehouse) -> dict:
+    """Newest timestamp per raw table and the last ingestion, straight from the warehouse."""
+    if not warehouse.table_exists(LEDGER_TABLE):
+        return {"ingested": False}
+    out: dict = {"ingested": True}
+    for table, column in FRESHNESS_COLUMNS.items():
+        row = warehouse.query_df(
+            f"SELECT count(*) AS n, max({column}) AS newest FROM {RAW_SCHEMA}.{table}"
+        ).iloc[0]
+        out[table] = {"rows": int(row["n"]), "newest": _iso(row["newest"]) if row["n"] else None}
+    last = warehouse.query_df(f"SELECT max(ingested_at) AS at FROM {LEDGER_TABLE}")["at"].iloc[0]
+    out["last_ingestion"] = _iso(last) if last is not None and str(last) != "NaT" else None
+    return out
+
+
+def print_status(status: dict) -> None:
+    print(f"Warehouse: {status['warehouse']}")
+    print("\nAssets")
+    for key, info in status["assets"].items():
+        when = info["materialized_at"] or "never materialized"
+        rows = f"  {info['row_count']:,} rows" if info["row_count"] is not None else ""
+        print(f"  {key:<32} {when}{rows}")
+    counts: dict[str, int] = {}
+    for state in status["checks"].values():
+        counts[state] = counts.get(state, 0) + 1
+    print("\nChecks: " + ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items())))
+    for name, state in status["checks"].items():
+        if state not in ("SUCCEEDED",):
+            print(f"  {state.lower():<10} {name}")
+    fresh = status["freshness"]
+    print("\nData freshness")
+    if not fresh.get("ingested"):
+        print("  nothing ingested yet: run `churn demo` or `churn import`")
+        return
+    for table in FRESHNESS_COLUMNS:
+        info = fresh[table]
+        print(f"  {table:<14} {info['rows']:>12,} rows, newest {info['newest']}")
+    print(f"  last ingestion {fresh['last_ingestion']}")
