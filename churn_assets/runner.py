@@ -5,6 +5,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import dagster as dg
 
@@ -95,8 +96,9 @@ def materialize(
 GATE_CHECKS = ("meets_raw_contract", "point_in_time_recomputation")
 
 
-def print_summary(summary: RunSummary, out=sys.stdout) -> None:
+def print_summary(summary: RunSummary, out: TextIO | None = None) -> None:
     """Every asset, every gate check, every failure; passing dbt tests as a count."""
+    out = out or sys.stdout
     print("\nAssets", file=out)
     for key, metadata in sorted(summary.materialized.items()):
         rows = metadata.get("dagster/row_count")

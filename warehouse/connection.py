@@ -51,14 +51,15 @@ class Session:
     def query_batches(self, sql: str, batch_rows: int = 500_000) -> Iterator[pd.DataFrame]:
         """Stream a large result in DataFrames of at most batch_rows rows."""
         if self.is_postgres:
-            with self.raw.cursor(name="churn_stream") as cur:
+            # A server-side cursor lives inside a transaction.
+            with self.raw.transaction(), self.raw.cursor(name="churn_stream") as cur:
                 cur.execute(sql)
                 names: list[str] | None = None
                 while rows := cur.fetchmany(batch_rows):
                     names = names or [d.name for d in cur.description]
                     yield pd.DataFrame(rows, columns=names)
             return
-        reader = self.raw.execute(sql).to_arrow_reader(batch_rows)
+        reader = self.raw.sql(sql).to_arrow_reader(batch_rows)
         for batch in reader:
             yield batch.to_pandas()
 

@@ -217,10 +217,21 @@ def validate(schema: pa.DataFrameSchema, frame: pd.DataFrame, source: str) -> No
 
 
 def _violations(cases: pd.DataFrame) -> list[ContractViolation]:
+    """Group pandera's failure cases per column and check. A check over whole rows
+    is reported once, under the columns it names (or "row" when it spans them all)."""
     out: list[ContractViolation] = []
-    cases = cases.assign(column=cases["column"].fillna("<table>").astype(str))
-    for (column, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
-        rows = sorted({int(i) + 1 for i in group["index"].dropna()})
-        examples = [repr(v) for v in group["failure_case"].dropna().head(5).tolist()]
-        out.append(ContractViolation(str(column), str(check), rows, examples))
+    cases = cases.assign(column=cases["column"].fillna("row").astype(str))
+    row_level = cases["schema_context"].eq("DataFrameSchema")
+    for check, group in cases[row_level].groupby("check", sort=False):
+        columns = sorted(set(group["column"]))
+        label = ", ".join(columns) if "uniqueness" in str(check) else "row"
+        out.append(_case_violation(label, str(check), group))
+    for (column, check), group in cases[~row_level].groupby(["column", "check"], sort=False):
+        out.append(_case_violation(str(column), str(check), group))
     return out
+
+
+def _case_violation(column: str, check: str, group: pd.DataFrame) -> ContractViolation:
+    rows = sorted({int(i) + 1 for i in group["index"].dropna()})
+    examples = [repr(v) for v in group["failure_case"].dropna().head(5).tolist()]
+    return ContractViolation(column, check, rows, examples)

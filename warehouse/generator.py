@@ -249,7 +249,11 @@ def generate(
         )
         if len(churners) or len(changers):
             ending = np.concatenate([churners, changers])
-            end_second = rng.integers(0, SECONDS_PER_DAY, size=len(ending))
+            # A period that started today ends after its start second.
+            earliest = np.where(pop.sub_start_day[ending] == t, pop.sub_start_second[ending], 0)
+            end_second = earliest + (rng.random(len(ending)) * (SECONDS_PER_DAY - earliest)).astype(
+                np.int64
+            )
             ended_at = _timestamps(start, np.full(len(ending), t), end_second)
             sub_parts.append(_sub_rows(pop, ending, start, ended_at))
             pop.churn_day[churners] = t

@@ -1,0 +1,95 @@
+"""Shared fixtures: a small synthetic data set, per-test homes, real Postgres databases."""
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from warehouse.generator import GeneratorConfig, generate
+from warehouse.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get(
+    "CHURN_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+SMALL = GeneratorConfig(customers=300, days=200, seed=3, start=dt.date(2025, 1, 1))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> None:
+    """The code location needs the dbt manifest before it is imported."""
+    subprocess.run(
+        ["dbt", "parse", "--quiet", "--profiles-dir", "."], cwd=ROOT / "dbt_project", check=True
+    )
+
+
+@pytest.fixture(scope="session")
+def small_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("small")
+    generate(SMALL, home / "landing", home / "ground_truth")
+    return home
+
+
+@pytest.fixture
+def home(tmp_path: Path, small_landing: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A CHURN_HOME holding a copy of the small data set in its landing zone."""
+    shutil.copytree(small_landing / "landing", tmp_path / "landing")
+    shutil.copytree(small_landing / "ground_truth", tmp_path / "ground_truth")
+    monkeypatch.setenv("CHURN_HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.delenv("CHURN_WAREHOUSE_URL", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh Postgres database for one test, dropped afterwards."""
+    name = f"churn_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def settings(
+    request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """Settings for each warehouse backend, over the same landing zone."""
+    if request.param == "postgres":
+        monkeypatch.setenv("CHURN_WAREHOUSE_URL", request.getfixturevalue("pg_url"))
+    return load_settings()
+
+
+@pytest.fixture
+def duckdb_settings(home: Path) -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def ingested_duckdb(small_landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB warehouse with the small data set ingested, built once per session."""
+    from warehouse.connection import Warehouse
+    from warehouse.ingestion import Ingestor
+
+    home = tmp_path_factory.mktemp("ingested")
+    settings = load_settings({"CHURN_HOME": str(home)})
+    ingestor = Ingestor(Warehouse(settings), small_landing / "landing")
+    for table in ("customers", "subscriptions", "events", "labels"):
+        ingestor.ingest(table)
+    return settings.duckdb_path
+
+
+@pytest.fixture
+def ingested_settings(duckdb_settings: Settings, ingested_duckdb: Path) -> Settings:
+    """duckdb_settings whose warehouse already holds the small data set (every landing
+    file is in the ledger, so ingestion assets find nothing new)."""
+    shutil.copy(ingested_duckdb, duckdb_settings.duckdb_path)
+    return duckdb_settings

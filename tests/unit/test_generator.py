@@ -1,0 +1,94 @@
+import datetime as dt
+
+import numpy as np
+import pyarrow.parquet as pq
+from sklearn.metrics import roc_auc_score
+
+from warehouse.contract import file_schema, normalize, validate
+from warehouse.generator import GeneratorConfig, generate
+from warehouse.ground_truth import GroundTruth
+from warehouse.ingestion import landing_files, read_file
+
+
+def _tables(landing):
+    return {
+        table: [pq.read_table(p) for p in landing_files(landing, table)]
+        for table in ("customers", "subscriptions", "events")
+    }
+
+
+def test_same_seed_same_data_and_other_seed_differs(tmp_path):
+    cfg = GeneratorConfig(customers=200, days=60, seed=11, start=dt.date(2025, 3, 1))
+    generate(cfg, tmp_path / "a", tmp_path / "ga")
+    generate(cfg, tmp_path / "b", tmp_path / "gb")
+    a, b = _tables(tmp_path / "a"), _tables(tmp_path / "b")
+    assert all(
+        len(a[t]) == len(b[t]) and all(x.equals(y) for x, y in zip(a[t], b[t], strict=True))
+        for t in a
+    )
+    other = GeneratorConfig(customers=200, days=60, seed=12, start=dt.date(2025, 3, 1))
+    generate(other, tmp_path / "c", tmp_path / "gc")
+    c = _tables(tmp_path / "c")
+    assert not all(x.equals(y) for x, y in zip(a["events"], c["events"], strict=False))
+
+
+def test_every_batch_meets_the_raw_contract(small_landing):
+    landing = small_landing / "landing"
+    for table in ("customers", "subscriptions", "events"):
+        files = landing_files(landing, table)
+        assert files, table
+        step = max(1, len(files) // 10) if table == "events" else 1
+        for path in files[::step]:
+            frame = normalize(table, read_file(path), str(path))
+            validate(file_schema(table), frame, str(path))
+
+
+def test_generator_writes_saas_attributes_and_event_types(small_landing):
+    landing = small_landing / "landing"
+    customers = pq.read_table(landing_files(landing, "customers")[0]).to_pandas()
+    assert {"segment", "region", "company_size", "acquisition_channel", "signup_cohort"} <= set(
+        customers
+    )
+    events = pq.read_table(landing_files(landing, "events")[30]).to_pandas()
+    assert {"login", "feature_use", "seats_active", "invoice_paid"} <= set(events["event_type"])
+
+
+def test_churn_is_learnable_and_its_rate_realistic(tmp_path):
+    cfg = GeneratorConfig(customers=4000, days=240, seed=5, start=dt.date(2025, 1, 1))
+    summary = generate(cfg, tmp_path / "landing", tmp_path / "gt")
+    truth = GroundTruth(summary.ground_truth)
+    aucs, rates = [], []
+    for day in (120, 150, 180):
+        as_of = cfg.start + dt.timedelta(days=day)
+        labels = truth.churned_within(as_of, 30)
+        p = truth.oracle_probability(labels["customer_id"].to_numpy(), as_of, 30)
+        aucs.append(roc_auc_score(labels["churned"], p))
+        rates.append(labels["churned"].mean())
+    assert 0.80 <= np.mean(aucs) <= 0.95, aucs
+    assert 0.02 <= np.mean(rates) <= 0.15, rates
+
+
+def test_drift_changes_behaviour_after_its_start(tmp_path):
+    base = GeneratorConfig(customers=500, days=60, seed=2, start=dt.date(2025, 1, 1))
+    drifted = GeneratorConfig(
+        customers=500,
+        days=60,
+        seed=2,
+        start=dt.date(2025, 1, 1),
+        drift="price_increase",
+        drift_start=dt.date(2025, 2, 1),
+    )
+    generate(base, tmp_path / "base", tmp_path / "g1")
+    generate(drifted, tmp_path / "drift", tmp_path / "g2")
+
+    def invoice_mean(landing, after):
+        values = []
+        for p in landing_files(landing, "events"):
+            if p.stem >= after:
+                e = pq.read_table(p).to_pandas()
+                values += e.loc[e["event_type"] == "invoice_paid", "value"].tolist()
+        return np.mean(values)
+
+    assert invoice_mean(tmp_path / "drift", "2025-02-05") > 1.15 * invoice_mean(
+        tmp_path / "base", "2025-02-05"
+    )
