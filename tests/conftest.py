@@ -93,3 +93,25 @@ def ingested_settings(duckdb_settings: Settings, ingested_duckdb: Path) -> Setti
     file is in the ledger, so ingestion assets find nothing new)."""
     shutil.copy(ingested_duckdb, duckdb_settings.duckdb_path)
     return duckdb_settings
+
+
+@pytest.fixture(scope="session")
+def built_duckdb(ingested_duckdb: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB warehouse with the whole graph materialized on the small data set."""
+    from churn_assets.runner import materialize
+
+    home = tmp_path_factory.mktemp("built")
+    shutil.copy(ingested_duckdb, home / "warehouse.duckdb")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CHURN_HOME", str(home))
+        patch.delenv("CHURN_WAREHOUSE_URL", raising=False)
+        patch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
+        assert materialize().ok
+    return home / "warehouse.duckdb"
+
+
+@pytest.fixture
+def built_settings(duckdb_settings: Settings, built_duckdb: Path) -> Settings:
+    """duckdb_settings whose warehouse holds the small data set and every feature table."""
+    shutil.copy(built_duckdb, duckdb_settings.duckdb_path)
+    return duckdb_settings
