@@ -12,6 +12,7 @@ from warehouse.contract import (
     RAW_SCHEMA,
     TABLES,
     ContractError,
+    normalize,
     table_schema,
     validate,
 )
@@ -131,8 +132,10 @@ def check_raw_table(warehouse: Warehouse, table: str) -> dg.AssetCheckResult:
         ):
             batch.index = batch.index + rows
             rows += len(batch)
+            source = f"{RAW_SCHEMA}.{table}"
             try:
-                validate(schema, batch, f"{RAW_SCHEMA}.{table}")
+                # Drivers return dates and narrow ints; bring them to the contract's dtypes.
+                validate(schema, normalize(table, batch, source), source)
             except ContractError as exc:
                 violations += [v.describe() for v in exc.violations]
     return dg.AssetCheckResult(

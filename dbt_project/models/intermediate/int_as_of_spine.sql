@@ -1,6 +1,9 @@
 {#- Which customers get a feature row at which as_of_date: those live at that moment
     under the churn definition (an active subscription, or recent activity), judged
     only from data before as_of_date; plus every (customer, as_of_date) a label names. -#}
+-- Both churn definitions' inputs, so lineage is the same whichever is configured:
+-- depends_on: {{ ref('stg_subscriptions') }}
+-- depends_on: {{ ref('int_customer_daily') }}
 with dates as (
     select d.as_of_date, b.has_subscriptions, b.has_activity
     from {{ ref('int_as_of_dates') }} d

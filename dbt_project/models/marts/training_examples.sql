@@ -1,9 +1,13 @@
 {#- Features at as_of_date plus the churn label, which looks only forward:
     [as_of_date, as_of_date + horizon_days). Only snapshots whose label window has
     closed (as_of_date + horizon_days <= data_end) are examples; shipped labels win. -#}
+-- Both churn definitions' inputs, so lineage is the same whichever is configured:
+-- depends_on: {{ ref('stg_subscriptions') }}
+-- depends_on: {{ ref('int_customer_daily') }}
 {%- set horizon = var('horizon_days') %}
+{%- set has_needed = 'b.has_subscriptions' if var('churn_definition') == 'contractual' else 'b.has_activity' %}
 with bounds as (
-    select data_end from {{ ref('int_data_bounds') }}
+    select data_end, has_subscriptions, has_activity from {{ ref('int_data_bounds') }}
 ),
 
 examples as (
@@ -12,7 +16,9 @@ examples as (
     join {{ ref('int_as_of_spine') }} sp
       on sp.customer_id = f.customer_id and sp.as_of_date = f.as_of_date
     cross join bounds b
-    where sp.is_labeled or f.as_of_date + {{ horizon }} <= b.data_end
+    -- Labels are derived only from data that has what the definition needs
+    -- (subscriptions, or activity events); otherwise only shipped labels count.
+    where sp.is_labeled or (f.as_of_date + {{ horizon }} <= b.data_end and {{ has_needed }})
 ),
 
 {% if var('churn_definition') == 'contractual' %}
