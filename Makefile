@@ -28,11 +28,11 @@ ui: setup
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 docs: setup
-	$(DBT) docs generate --profiles-dir .
+	$(UV) run churn dbt docs generate
 	@echo "Feature catalog: dbt_project/target/index.html (or: make docs-serve)"
 
 docs-serve: docs
-	$(DBT) docs serve --profiles-dir . --host 127.0.0.1 --port 8080 --no-browser
+	$(UV) run churn dbt docs serve --host 127.0.0.1 --port 8080 --no-browser
 
 lint: setup
 	$(UV) run ruff check .

@@ -174,6 +174,23 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
+    """Run dbt against the configured warehouse with the configured churn definition."""
+    from churn_assets.runner import DBT_PROJECT_DIR
+
+    dbt_args = [a for a in args.dbt_args if a != "--"]
+    if not dbt_args:
+        print(
+            "usage: churn dbt <dbt command> [args], e.g. churn dbt docs generate", file=sys.stderr
+        )
+        return 2
+    command = ["dbt", *dbt_args, "--profiles-dir", str(DBT_PROJECT_DIR)]
+    if dbt_args[0] in ("build", "run", "test", "compile", "docs", "show"):
+        command += ["--vars", json.dumps(settings.dbt_vars())]
+    env = {**os.environ, **settings.dbt_env()}
+    return subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, check=False).returncode
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="churn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate (if needed), materialize everything, serve the UI")
     demo.add_argument("--no-serve", action="store_true", help="stop after materializing")
     demo.set_defaults(func=cmd_demo)
+
+    dbt = sub.add_parser(
+        "dbt", help="run dbt against the configured warehouse, e.g. `churn dbt docs generate`"
+    )
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    dbt.set_defaults(func=cmd_dbt)
 
     status = sub.add_parser("status", help="materializations, check results, data freshness")
     status.add_argument("--json", action="store_true")

@@ -107,3 +107,19 @@ def test_open_label_windows_fail_the_check(built_settings):
     report = check_training_examples(wh, built_settings, sample_size=10)
     assert report.open_windows >= 1 and not report.passed
     assert isinstance(data_end, dt.date)
+
+
+def test_dbt_docs_build_a_feature_catalog(built_settings):
+    import json
+
+    from churn_assets import cli
+    from churn_assets.runner import DBT_PROJECT_DIR
+
+    assert cli.main(["dbt", "docs", "generate"]) == 0
+    target = DBT_PROJECT_DIR / "target"
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    node = manifest["nodes"]["model.churn_lakehouse.customer_features"]
+    documented = {name for name, col in node["columns"].items() if col["description"]}
+    built = set(catalog["nodes"]["model.churn_lakehouse.customer_features"]["columns"])
+    assert len(built) >= 62 and built == documented
