@@ -38,6 +38,7 @@ lint: setup
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run lint-imports
+	$(UV) run mypy
 
 format: setup
 	$(UV) run ruff check --fix .

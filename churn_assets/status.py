@@ -41,10 +41,10 @@ def collect_status(
     check_keys = list(graph.asset_check_keys)
     executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
     checks = {}
-    for key in sorted(check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
-        record = executions.get(key)
+    for check_key in sorted(check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
+        record = executions.get(check_key)
         status = record.status.value if record else "NEVER_RUN"
-        checks[f"{key.asset_key.to_user_string()}:{key.name}"] = status
+        checks[f"{check_key.asset_key.to_user_string()}:{check_key.name}"] = status
     return {
         "warehouse": warehouse.describe(),
         "assets": assets,

@@ -111,11 +111,11 @@ class Warehouse:
             return
         path = self.settings.duckdb_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = duckdb.connect(str(path))
+        duck = duckdb.connect(str(path))
         try:
-            yield Session(conn, False)
+            yield Session(duck, False)
         finally:
-            conn.close()
+            duck.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -226,8 +226,8 @@ def _violations(cases: pd.DataFrame) -> list[ContractViolation]:
         columns = sorted(set(group["column"]))
         label = ", ".join(columns) if "uniqueness" in str(check) else "row"
         out.append(_case_violation(label, str(check), group))
-    for (column, check), group in cases[~row_level].groupby(["column", "check"], sort=False):
-        out.append(_case_violation(str(column), str(check), group))
+    for (column, column_check), group in cases[~row_level].groupby(["column", "check"], sort=False):
+        out.append(_case_violation(str(column), str(column_check), group))
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -148,7 +149,7 @@ LABEL_COLUMNS = [
 ]
 
 
-def _columns(features: list[Feature], tests: dict[str, list]) -> list[dict]:
+def _columns(features: list[Feature], tests: dict[str, list[Any]]) -> list[dict]:
     cols = []
     for f in features:
         col: dict = {"name": f.name, "data_type": f.data_type, "description": f.description}
@@ -164,7 +165,7 @@ def _unique_key() -> list[dict]:
 
 def render_marts_schema() -> str:
     features = behavioural_features()
-    key_tests = {
+    key_tests: dict[str, list[Any]] = {
         "customer_id": [
             "not_null",
             {
@@ -175,13 +176,15 @@ def render_marts_schema() -> str:
         ],
         "as_of_date": ["not_null"],
     }
-    label_tests = {
+    label_tests: dict[str, list[Any]] = {
         "churned": ["not_null", {"accepted_values": {"arguments": {"values": [0, 1]}}}],
         "label_source": [
             {"accepted_values": {"arguments": {"values": ["contractual", "inactivity", "shipped"]}}}
         ],
     }
-    plan_tests = {"tenure_days": [{"not_null": {"config": {"severity": "warn"}}}]}
+    plan_tests: dict[str, list[Any]] = {
+        "tenure_days": [{"not_null": {"config": {"severity": "warn"}}}]
+    }
     models = [
         {
             "name": "customer_features",

@@ -54,18 +54,16 @@ def recompute(
     )
     horizon = pd.Timedelta(days=settings.churn.horizon_days)
     out = []
-    for row in frame.itertuples(index=False):
-        as_of = pd.Timestamp(row.as_of_date)
-        mine = events[events["customer_id"] == row.customer_id]
+    for customer_id, as_of_date in zip(frame["customer_id"], frame["as_of_date"], strict=True):
+        as_of = pd.Timestamp(as_of_date)
+        mine = events[events["customer_id"] == customer_id]
         before = mine[mine["occurred_at"] < as_of]
         last_30 = _since(before, as_of, 30)
-        signup = raw["customers"].loc[
-            raw["customers"]["customer_id"] == row.customer_id, "signup_at"
-        ]
+        signup = raw["customers"].loc[raw["customers"]["customer_id"] == customer_id, "signup_at"]
         out.append(
             {
-                "customer_id": row.customer_id,
-                "as_of_date": row.as_of_date,
+                "customer_id": customer_id,
+                "as_of_date": as_of_date,
                 "login_count_30d": int((last_30["family"] == "login").sum()),
                 "invoice_value_90d": float(
                     _since(before, as_of, 90).query("family == 'invoice'")["value"].fillna(0).sum()
@@ -75,7 +73,7 @@ def recompute(
                 ),
                 "active_days_30d": last_30.loc[last_30["is_activity"], "day"].nunique(),
                 "tenure_days": (as_of - signup.iloc[0].normalize()).days,
-                "churned": _label(row.customer_id, as_of, horizon, mine, raw, settings),
+                "churned": _label(str(customer_id), as_of, horizon, mine, raw, settings),
             }
         )
     return pd.DataFrame(out)

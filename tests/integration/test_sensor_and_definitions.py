@@ -55,3 +55,10 @@ def test_sensor_requests_a_run_per_new_batch(home):
     request = fresh.run_requests[0]
     assert request.run_key != first.run_requests[0].run_key
     assert request.tags["churn/new_files"] == "1 events"
+
+
+def test_sensor_does_not_rerun_files_the_cli_already_ingested(ingested_settings):
+    resources = {"warehouse": WarehouseResource()}
+    result = landing_zone_sensor(dg.build_sensor_context(cursor=None, resources=resources))
+    assert not result.run_requests
+    assert set(json.loads(result.cursor)) == {"customers", "subscriptions", "events"}
