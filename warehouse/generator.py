@@ -128,7 +128,7 @@ class _Population:
         )
         self.engagement_mean = segment_effect + channel_effect + rng.normal(0.0, 0.7, size=n)
         self.engagement = self.engagement_mean + rng.normal(0.0, 0.3, size=n)
-        self.frailty = rng.normal(0.0, 0.3, size=n)  # never observable
+        self.frailty = rng.normal(0.0, 0.15, size=n)  # never observable
         self.payment_trouble = np.zeros(n, dtype=bool)
         self.unhappy = np.zeros(n, dtype=bool)
         self.recent_failures = np.zeros(n)  # exponentially decayed count of failed payments
@@ -358,13 +358,16 @@ def _simulate_day(
     seat_day = (t % 7) == pop.seat_offset[idx]
     seats_used = rng.binomial(pop.seats[idx], 1.0 / (1.0 + np.exp(-(0.6 + e))))
     emit(seat_day, "seats_active", seats_used[seat_day])
-    bill_day = ((t - pop.billing_offset[idx]) % 30) == 0
-    failed = bill_day & (rng.random(n) < np.where(trouble, 0.65, 0.03))
+    cycle_day = (t - pop.billing_offset[idx]) % 30
+    bill_day = cycle_day == 0
+    # A failed payment is retried a week and two weeks later while trouble lasts.
+    retry_day = trouble & ((cycle_day == 7) | (cycle_day == 14))
+    failed = (bill_day | retry_day) & (rng.random(n) < np.where(trouble, 0.65, 0.03))
     revenue = pop.monthly_revenue[idx]
     emit(bill_day & ~failed, "invoice_paid", revenue[bill_day & ~failed])
     emit(failed, "payment_failed", revenue[failed])
     pop.recent_failures[idx[failed]] += 1.0
-    ticket = rng.random(n) < 0.004 + 0.025 * unhappy + 0.006 * (e < -1.0)
+    ticket = rng.random(n) < 0.004 + 0.06 * unhappy + 0.006 * (e < -1.0)
     severity = np.clip(rng.integers(1, 4, size=n) + unhappy, 1, 4)
     emit(ticket, "ticket_opened", severity[ticket])
     rated = ticket & (rng.random(n) < 0.7)
@@ -376,8 +379,8 @@ def _simulate_day(
 def _hazard(pop: _Population, idx: np.ndarray, t: int) -> np.ndarray:
     tenure_years = (t - pop.signup_day[idx]) / 365.0
     log_h = (
-        -7.2
-        - 1.9 * pop.engagement[idx]
+        -7.6
+        - 2.4 * pop.engagement[idx]
         + 1.6 * pop.payment_trouble[idx]
         + 0.6 * np.minimum(pop.recent_failures[idx], 3.0)
         + 1.8 * pop.unhappy[idx]
