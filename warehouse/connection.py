@@ -112,6 +112,7 @@ class Warehouse:
         path = self.settings.duckdb_path
         path.parent.mkdir(parents=True, exist_ok=True)
         duck = duckdb.connect(str(path))
+        duck.execute("SET enable_progress_bar = false")  # it would garble run logs
         try:
             yield Session(duck, False)
         finally:
