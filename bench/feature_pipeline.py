@@ -39,8 +39,17 @@ def _prepare(home: Path, customers: int, days: int) -> None:
 def _dbt_build_seconds(home: Path) -> float:
     settings = load_settings({"CHURN_HOME": str(home)})
     env = {**os.environ, **settings.dbt_env()}
-    command = ["dbt", "run", "--quiet", "--profiles-dir", str(DBT_PROJECT_DIR),
-               "--select", FEATURE_MODELS, "--vars", json.dumps(settings.dbt_vars())]
+    command = [
+        "dbt",
+        "run",
+        "--quiet",
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--select",
+        FEATURE_MODELS,
+        "--vars",
+        json.dumps(settings.dbt_vars()),
+    ]
     started = time.perf_counter()
     subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, check=True)
     return time.perf_counter() - started
@@ -69,16 +78,21 @@ def main() -> None:
         events = con.execute("SELECT count(*) FROM raw.events").fetchone()[0]
     baseline = _baseline_seconds(db)
     build = _dbt_build_seconds(home)
-    print(json.dumps({
-        "benchmark": "feature_pipeline",
-        "events": events,
-        "dbt_feature_models_seconds": round(build, 2),
-        "events_per_second": round(events / build),
-        "baseline_grouped_scan_seconds": round(baseline, 3),
-        "baseline_events_per_second": round(events / baseline),
-        "ratio_to_baseline": round(build / baseline, 1),
-        "target_events_per_second": 2_000_000,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "feature_pipeline",
+                "events": events,
+                "dbt_feature_models_seconds": round(build, 2),
+                "events_per_second": round(events / build),
+                "baseline_grouped_scan_seconds": round(baseline, 3),
+                "baseline_events_per_second": round(events / baseline),
+                "ratio_to_baseline": round(build / baseline, 1),
+                "target_events_per_second": 2_000_000,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
