@@ -10,7 +10,9 @@ DBT := cd dbt_project && $(UV) run dbt
 .PHONY: setup uv demo test ui docs docs-serve lint format clean
 
 uv:
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
+		python3 -m pip install --quiet uv 2>/dev/null || \
+		python3 -m pip install --quiet --user --break-system-packages uv
 
 setup: uv
 	$(UV) sync --frozen

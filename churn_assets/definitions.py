@@ -22,7 +22,10 @@ def default_resources() -> dict:
     return {"warehouse": WarehouseResource(), "dbt": dbt_resource()}
 
 
+# One process per run: DuckDB allows a single writing process per file, and on two
+# cores parallel step processes cost more in start-up than they win.
 defs = dg.Definitions(
+    executor=dg.in_process_executor,
     assets=ASSETS,
     asset_checks=ASSET_CHECKS,
     jobs=[churn_pipeline],

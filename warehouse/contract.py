@@ -43,6 +43,12 @@ RAW_COLUMNS: dict[str, list[tuple[str, str]]] = {
 SOURCE_FILE_COLUMN = ("_source_file", "VARCHAR")
 # Upsert keys: a later file may restate a subscription (for example, to set ended_at).
 UPSERT_KEYS: dict[str, tuple[str, ...]] = {"subscriptions": ("customer_id", "started_at")}
+# Keys unique over a whole raw table (events have none).
+UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id",),
+    "subscriptions": ("customer_id", "started_at"),
+    "labels": ("customer_id", "as_of_date"),
+}
 TIMESTAMP_COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": ("signup_at",),
     "subscriptions": ("started_at", "ended_at"),

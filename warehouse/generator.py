@@ -105,7 +105,7 @@ class _Population:
         self.signup_day = signup_day
         self.signup_second = rng.integers(0, SECONDS_PER_DAY, size=n)
         self.segment = _draw(rng, SEGMENTS, SEGMENT_P, n)
-        self.region = _draw(rng, REGIONS, REGION_P, n)
+        self.region = _draw(rng, REGIONS, REGION_P, n).astype(object)  # room for new names
         self.channel = _draw(rng, CHANNELS, CHANNEL_P, n)
         self.company_size = np.empty(n, dtype=object)
         self.plan = np.empty(n, dtype=np.int64)

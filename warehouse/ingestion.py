@@ -25,6 +25,7 @@ from warehouse.contract import (
     TABLES,
     UPSERT_KEYS,
     ContractError,
+    ContractViolation,
     file_schema,
     normalize,
     validate,
@@ -116,14 +117,31 @@ class Ingestor:
     def pending_files(self, table: str) -> list[tuple[Path, str]]:
         """Landing files of a table whose content has not been ingested yet."""
         self.warehouse.ensure_raw_tables()
-        seen = set(
-            self.warehouse.query_df(
-                f"SELECT file_sha256 FROM {LEDGER_TABLE} WHERE table_name = ?", (table,)
-            )["file_sha256"]
+        ledger = self.warehouse.query_df(
+            f"SELECT file_name, file_sha256 FROM {LEDGER_TABLE} WHERE table_name = ?", (table,)
         )
+        seen = set(ledger["file_sha256"])
+        ingested_names = set(ledger["file_name"])
         pending = []
         for path in landing_files(self.landing_dir, table):
             sha = file_sha256(path)
+            if sha not in seen and path.name in ingested_names:
+                # Landing files are immutable: new content under an old name would
+                # duplicate rows (events have no key), so it is refused, not appended.
+                error = ContractError(
+                    str(path),
+                    [
+                        ContractViolation(
+                            "(file)",
+                            "was already ingested with other content; "
+                            "give new batches new names, or `make clean` to start over",
+                            [],
+                            [],
+                        )
+                    ],
+                )
+                self._reject(table, path, error)
+                raise IngestionError(f"nothing was ingested:\n{error}")
             if sha not in seen:
                 pending.append((path, sha))
                 seen.add(sha)  # the same content twice in one folder loads once

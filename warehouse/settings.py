@@ -105,7 +105,7 @@ class Settings:
 
     @property
     def dbt_target(self) -> str:
-        return "prod" if self.is_postgres else "local"
+        return "prod" if self.env == "prod" or self.is_postgres else "local"
 
     def postgres_params(self) -> PostgresParams:
         parsed = urlparse(self.warehouse_url)
@@ -161,6 +161,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise ValueError(
             f"CHURN_WAREHOUSE_URL must start with duckdb:/// or postgresql://, got {url!r}"
         )
+    if churn_env == "prod" and not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("CHURN_ENV=prod needs CHURN_WAREHOUSE_URL=postgresql://...")
     churn = ChurnDefinition(
         kind=env.get("CHURN_DEFINITION", "contractual"),  # type: ignore[arg-type]
         horizon_days=int(env.get("CHURN_HORIZON_DAYS", "30")),

@@ -11,6 +11,7 @@ from warehouse.contract import (
     RAW_COLUMNS,
     RAW_SCHEMA,
     TABLES,
+    UNIQUE_KEYS,
     ContractError,
     normalize,
     table_schema,
@@ -138,6 +139,7 @@ def check_raw_table(warehouse: Warehouse, table: str) -> dg.AssetCheckResult:
                 validate(schema, normalize(table, batch, source), source)
             except ContractError as exc:
                 violations += [v.describe() for v in exc.violations]
+    violations += _duplicate_keys(warehouse, table)
     return dg.AssetCheckResult(
         passed=not violations,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -151,6 +153,23 @@ def check_raw_table(warehouse: Warehouse, table: str) -> dg.AssetCheckResult:
             "violations": dg.MetadataValue.md("\n".join(f"- {v}" for v in violations) or "none"),
         },
     )
+
+
+def _duplicate_keys(warehouse: Warehouse, table: str) -> list[str]:
+    """Keys repeated anywhere in the table: pandera sees one batch at a time."""
+    key = UNIQUE_KEYS.get(table)
+    if not key:
+        return []
+    columns = ", ".join(key)
+    duplicated = warehouse.query_df(
+        f"SELECT {columns}, count(*) AS n FROM {RAW_SCHEMA}.{table} "
+        f"WHERE {' AND '.join(f'{c} IS NOT NULL' for c in key)} "
+        f"GROUP BY {columns} HAVING count(*) > 1 ORDER BY {columns} LIMIT 5"
+    )
+    if duplicated.empty:
+        return []
+    examples = ", ".join(str(tuple(r)) for r in duplicated[list(key)].itertuples(index=False))
+    return [f"key ({columns}) repeats across the table, e.g. {examples}"]
 
 
 def _contract_check(table: str) -> dg.AssetChecksDefinition:

@@ -93,3 +93,18 @@ def test_bad_file_is_moved_aside_and_nothing_is_ingested(settings):
     rejected = settings.landing_dir / "_rejected" / "events"
     assert (rejected / "zz-bad.csv").exists() and (rejected / "zz-bad.csv.error.txt").exists()
     assert ingestor.ingest("events").rows > 0, "the next run ingests the good files"
+
+
+def test_new_content_under_an_ingested_name_is_refused(settings):
+    wh = Warehouse(settings)
+    ingestor = Ingestor(wh, settings.landing_dir)
+    ingestor.ingest("customers")
+    ingestor.ingest("events")
+    before = _counts(wh)
+    first = landing_files(settings.landing_dir, "events")[0]
+    frame = pd.read_parquet(first)
+    frame.assign(value=frame["value"].fillna(0) + 1).to_parquet(first, index=False)
+    with pytest.raises(IngestionError, match="already ingested with other content"):
+        ingestor.ingest("events")
+    assert _counts(wh) == before
+    assert (settings.landing_dir / "_rejected" / "events" / first.name).exists()

@@ -13,6 +13,8 @@ from sensors.landing import landing_zone_sensor
 
 def test_definitions_load_with_checks_groups_and_freshness():
     dg.Definitions.validate_loadable(defs)
+    # UI, sensor and job runs execute in one process: DuckDB has one writer per file.
+    assert defs.resolve_job_def("churn_pipeline").executor_def is dg.in_process_executor
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {

@@ -1,6 +1,7 @@
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 from sklearn.metrics import roc_auc_score
 
@@ -92,3 +93,34 @@ def test_drift_changes_behaviour_after_its_start(tmp_path):
     assert invoice_mean(tmp_path / "drift", "2025-02-05") > 1.15 * invoice_mean(
         tmp_path / "base", "2025-02-05"
     )
+
+
+def test_usage_drop_and_new_region_drifts(tmp_path):
+    start, drift_start = dt.date(2025, 1, 1), dt.date(2025, 2, 15)
+
+    def landing_for(kind):
+        cfg = GeneratorConfig(
+            customers=600, days=90, seed=4, start=start, drift=kind, drift_start=drift_start
+        )
+        generate(cfg, tmp_path / str(kind), tmp_path / f"g{kind}")
+        return tmp_path / str(kind)
+
+    def customers_of(landing):
+        return pd.concat(pq.read_table(p).to_pandas() for p in landing_files(landing, "customers"))
+
+    def smb_logins_after(landing):
+        customers = customers_of(landing)
+        smb = set(customers.loc[customers["segment"] == "smb", "customer_id"])
+        total = 0.0
+        for p in landing_files(landing, "events"):
+            if p.stem >= "2025-03-15":
+                e = pq.read_table(p).to_pandas()
+                total += e.loc[
+                    (e["event_type"] == "login") & e["customer_id"].isin(smb), "value"
+                ].sum()
+        return total
+
+    assert smb_logins_after(landing_for("usage_drop")) < 0.8 * smb_logins_after(landing_for(None))
+    customers = customers_of(landing_for("new_region"))
+    new = customers[customers["region"] == "middle_east_africa"]
+    assert len(new) > 0 and (new["signup_at"] >= pd.Timestamp(drift_start)).all()

@@ -37,6 +37,13 @@ def test_churn_definition_reaches_dbt_vars():
     assert v["event_families"]["visit"] == "login"
 
 
+def test_churn_env_prod_picks_the_prod_target_and_needs_postgres():
+    s = load_settings({"CHURN_ENV": "prod", "CHURN_WAREHOUSE_URL": "postgresql://u@h/db"})
+    assert s.dbt_target == "prod"
+    with pytest.raises(ValueError, match="CHURN_ENV=prod"):
+        load_settings({"CHURN_ENV": "prod"})
+
+
 @pytest.mark.parametrize(
     "env, message",
     [
