@@ -32,10 +32,6 @@ class Feature:
     data_type: str  # as declared in the dbt contract
     description: str
 
-    @property
-    def is_categorical(self) -> bool:
-        return self.data_type == "varchar"
-
 
 def behavioural_features() -> list[Feature]:
     out: list[Feature] = []

@@ -99,10 +99,3 @@ def load_training_frame(warehouse: Warehouse) -> pd.DataFrame:
     return _with_attributes(
         warehouse.query_df(f"SELECT * FROM {MARTS}.training_examples"), warehouse
     )
-
-
-def load_scoring_frame(warehouse: Warehouse) -> pd.DataFrame:
-    """scoring_features joined with the pivoted customer attributes."""
-    return _with_attributes(
-        warehouse.query_df(f"SELECT * FROM {MARTS}.scoring_features"), warehouse
-    )

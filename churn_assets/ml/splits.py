@@ -19,15 +19,6 @@ class TimeSplit:
     validation_from: pd.Timestamp  # first as_of_date of the validation snapshots
     holdout_from: pd.Timestamp
 
-    def describe(self) -> dict[str, object]:
-        return {
-            "train_rows": len(self.train),
-            "validation_rows": len(self.validation),
-            "holdout_rows": len(self.holdout),
-            "validation_from": self.validation_from.date().isoformat(),
-            "holdout_from": self.holdout_from.date().isoformat(),
-        }
-
 
 def customer_bucket(customer_ids: pd.Series, buckets: int = 100) -> np.ndarray:
     """A stable bucket per customer (same on every machine and run, unlike hash())."""
