@@ -4,27 +4,53 @@ with spine as (
     select customer_id, as_of_date from {{ ref('int_as_of_spine') }}
 ),
 
+{#- Events reach a snapshot through disjoint day buckets before it ([0,7), [7,30),
+    [30,60), [60,90), [90,180) days back): one pass sums each bucket, then every window
+    is a sum of a few bucket rows. Far cheaper than a filtered aggregate per window
+    over the whole as-of join. -#}
+{%- set edges = (feature_windows() + [60]) | unique | sort %}
+bucketed as (
+    select
+        s.customer_id,
+        s.as_of_date,
+        case
+        {%- for e in edges[:-1] %}
+            when d.event_date >= s.as_of_date - {{ e }} then {{ e }}
+        {%- endfor %}
+            else {{ edges[-1] }}
+        end as bucket,
+        {%- for f in feature_families() %}
+        sum(d.{{ f }}_n) as {{ f }}_n,
+        sum(d.{{ f }}_value) as {{ f }}_value,
+        max(d.event_date) filter (where d.{{ f }}_n > 0) as {{ f }}_last_date,
+        {%- endfor %}
+        count(*) filter (where d.is_active) as active_days
+    from spine s
+    join {{ ref('int_customer_daily') }} d
+      on d.customer_id = s.customer_id
+     and d.event_date < s.as_of_date
+     and d.event_date >= s.as_of_date - {{ edges[-1] }}
+    group by 1, 2, 3
+),
+
 events as (
     select
         s.customer_id,
         s.as_of_date,
         {%- for f in feature_families() %}
         {%- for w in feature_windows() %}
-        cast(coalesce(sum(d.{{ f }}_n) filter (where d.event_date >= s.as_of_date - {{ w }}), 0) as bigint) as {{ f }}_count_{{ w }}d,
-        cast(coalesce(sum(d.{{ f }}_value) filter (where d.event_date >= s.as_of_date - {{ w }}), 0) as double precision) as {{ f }}_value_{{ w }}d,
+        cast(coalesce(sum(b.{{ f }}_n) filter (where b.bucket <= {{ w }}), 0) as bigint) as {{ f }}_count_{{ w }}d,
+        cast(coalesce(sum(b.{{ f }}_value) filter (where b.bucket <= {{ w }}), 0) as double precision) as {{ f }}_value_{{ w }}d,
         {%- endfor %}
-        cast(coalesce(sum(d.{{ f }}_n) filter (where d.event_date >= s.as_of_date - 60 and d.event_date < s.as_of_date - 30), 0) as bigint) as {{ f }}_count_prev_30d,
-        max(d.event_date) filter (where d.{{ f }}_n > 0) as {{ f }}_last_date,
+        cast(coalesce(sum(b.{{ f }}_n) filter (where b.bucket = 60), 0) as bigint) as {{ f }}_count_prev_30d,
+        max(b.{{ f }}_last_date) as {{ f }}_last_date,
         {%- endfor %}
-        cast(count(*) filter (where d.is_active and d.event_date >= s.as_of_date - 7) as bigint) as active_days_7d,
-        cast(count(*) filter (where d.is_active and d.event_date >= s.as_of_date - 30) as bigint) as active_days_30d,
-        cast(count(*) filter (where d.is_active and d.event_date >= s.as_of_date - 90) as bigint) as active_days_90d,
-        cast(count(*) filter (where d.is_active and d.event_date >= s.as_of_date - 60 and d.event_date < s.as_of_date - 30) as bigint) as active_days_prev_30d
+        cast(coalesce(sum(b.active_days) filter (where b.bucket <= 7), 0) as bigint) as active_days_7d,
+        cast(coalesce(sum(b.active_days) filter (where b.bucket <= 30), 0) as bigint) as active_days_30d,
+        cast(coalesce(sum(b.active_days) filter (where b.bucket <= 90), 0) as bigint) as active_days_90d,
+        cast(coalesce(sum(b.active_days) filter (where b.bucket = 60), 0) as bigint) as active_days_prev_30d
     from spine s
-    left join {{ ref('int_customer_daily') }} d
-      on d.customer_id = s.customer_id
-     and d.event_date < s.as_of_date
-     and d.event_date >= s.as_of_date - 180
+    left join bucketed b on b.customer_id = s.customer_id and b.as_of_date = s.as_of_date
     group by s.customer_id, s.as_of_date
 ),
 
