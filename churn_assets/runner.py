@@ -93,11 +93,8 @@ def materialize(
     return summary
 
 
-GATE_CHECKS = ("meets_raw_contract", "point_in_time_recomputation")
-
-
 def print_summary(summary: RunSummary, out: TextIO | None = None) -> None:
-    """Every asset, every gate check, every failure; passing dbt tests as a count."""
+    """Every asset with its row count, every check result, every failed step."""
     out = out or sys.stdout
     print("\nAssets", file=out)
     for key, metadata in sorted(summary.materialized.items()):
@@ -108,13 +105,12 @@ def print_summary(summary: RunSummary, out: TextIO | None = None) -> None:
     for key in summary.not_run:
         print(f"  NOT RUN       {key}  (blocked by a failed check or step upstream)", file=out)
     print("\nChecks", file=out)
-    quiet_passes = 0
-    for asset, name, passed, description in sorted(summary.checks, key=lambda c: (c[2], c[0])):
-        if passed and name not in GATE_CHECKS:
-            quiet_passes += 1
-            continue
-        print(f"  {'pass' if passed else 'FAIL':<5} {asset}:{name}  {description}", file=out)
-    print(f"  pass  {quiet_passes} dbt tests", file=out)
+    for asset, name, passed, description in sorted(
+        summary.checks, key=lambda c: (c[2], c[0], c[1])
+    ):
+        print(
+            f"  {'pass' if passed else 'FAIL':<5} {asset}:{name}  {description}".rstrip(), file=out
+        )
     for step in summary.failed_steps:
         print(f"  ERROR step {step} failed (see the log above)", file=out)
     failed = sum(1 for c in summary.checks if not c[2])

@@ -45,6 +45,10 @@ def test_whole_graph_on_duckdb_and_postgres_agree(home, pg_url, monkeypatch, cap
     out = capsys.readouterr().out
     assert "Run succeeded" in out and "FAIL" not in out
     assert "pass  training_examples:point_in_time_recomputation" in out
+    assert (
+        "pass  customer_features:unique_combination_customer_features_customer_id__as_of_date"
+        in out
+    )
 
     assert cli.main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)

@@ -65,7 +65,7 @@ def test_churn_is_learnable_and_its_rate_realistic(tmp_path):
         p = truth.oracle_probability(labels["customer_id"].to_numpy(), as_of, 30)
         aucs.append(roc_auc_score(labels["churned"], p))
         rates.append(labels["churned"].mean())
-    assert 0.80 <= np.mean(aucs) <= 0.95, aucs
+    assert 0.85 <= np.mean(aucs) <= 0.92, aucs  # the realistic range the issue asks for
     assert 0.02 <= np.mean(rates) <= 0.15, rates
 
 
