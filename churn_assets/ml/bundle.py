@@ -5,6 +5,7 @@ bundle is readable across library versions and safe to load."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ DETERMINISTIC = {"deterministic": True, "force_row_wise": True, "verbose": -1}
 def train_booster(
     x: np.ndarray,
     y: np.ndarray,
-    params: dict[str, object],
+    params: Mapping[str, object],
     num_rounds: int,
     seed: int = 0,
     categorical: list[int] | None = None,
