@@ -41,14 +41,14 @@ RAW_COLUMNS: dict[str, list[tuple[str, str]]] = {
 }
 # Every raw row remembers the landing file it came from (lineage, and what rollback deletes).
 SOURCE_FILE_COLUMN = ("_source_file", "VARCHAR")
-# Upsert keys: a later file may restate a subscription (for example, to set ended_at).
-UPSERT_KEYS: dict[str, tuple[str, ...]] = {"subscriptions": ("customer_id", "started_at")}
 # Keys unique over a whole raw table (events have none).
 UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
     "customers": ("customer_id",),
     "subscriptions": ("customer_id", "started_at"),
     "labels": ("customer_id", "as_of_date"),
 }
+# Upsert keys: a later file may restate a subscription (for example, to set ended_at).
+UPSERT_KEYS: dict[str, tuple[str, ...]] = {"subscriptions": UNIQUE_KEYS["subscriptions"]}
 TIMESTAMP_COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": ("signup_at",),
     "subscriptions": ("started_at", "ended_at"),
@@ -91,7 +91,7 @@ def file_schema(table: str, now: dt.datetime | None = None) -> pa.DataFrameSchem
                     name="ended_at_not_before_started_at",
                 )
             ],
-            unique=["customer_id", "started_at"],
+            unique=list(UNIQUE_KEYS["subscriptions"]),
             strict=True,
             name="subscriptions",
         )
@@ -113,7 +113,7 @@ def file_schema(table: str, now: dt.datetime | None = None) -> pa.DataFrameSchem
                 "as_of_date": pa.Column("datetime64[us]", future, nullable=False),
                 "churned": pa.Column(int, pa.Check.isin([0, 1]), nullable=False),
             },
-            unique=["customer_id", "as_of_date"],
+            unique=list(UNIQUE_KEYS["labels"]),
             strict=True,
             name="labels",
         )
@@ -137,6 +137,9 @@ def table_schema(
     return schema
 
 
+FILE_LEVEL = "(file)"  # a violation of the whole file rather than of one column
+
+
 @dataclass(frozen=True)
 class ContractViolation:
     column: str
@@ -148,9 +151,9 @@ class ContractViolation:
         shown = ", ".join(str(r) for r in self.rows[:10])
         more = f" and {len(self.rows) - 10} more" if len(self.rows) > 10 else ""
         values = ", ".join(self.examples[:5])
-        return f"column '{self.column}' fails {self.check} at rows {shown}{more}" + (
-            f" (values: {values})" if values else ""
-        )
+        subject = "the file" if self.column == FILE_LEVEL else f"column '{self.column}' fails"
+        where = f" at rows {shown}{more}" if self.rows else ""
+        return f"{subject} {self.check}{where}" + (f" (values: {values})" if values else "")
 
 
 class ContractError(ValueError):

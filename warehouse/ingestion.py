@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from warehouse.connection import LEDGER_TABLE, Session, Warehouse
 from warehouse.contract import (
+    FILE_LEVEL,
     RAW_COLUMNS,
     RAW_SCHEMA,
     TABLES,
@@ -74,7 +75,10 @@ def load_valid_file(table: str, path: Path, now: dt.datetime | None = None) -> p
     try:
         frame = read_file(path)
     except Exception as exc:  # unreadable file: same treatment as a contract breach
-        raise ContractError(str(path), []) from exc
+        unreadable = ContractViolation(
+            FILE_LEVEL, f"cannot be read as {path.suffix}: {exc}", [], []
+        )
+        raise ContractError(str(path), [unreadable]) from exc
     frame = normalize(table, frame, str(path))
     validate(file_schema(table, now), frame, str(path))
     return frame
@@ -132,7 +136,7 @@ class Ingestor:
                     str(path),
                     [
                         ContractViolation(
-                            "(file)",
+                            FILE_LEVEL,
                             "was already ingested with other content; "
                             "give new batches new names, or `make clean` to start over",
                             [],

@@ -76,10 +76,7 @@ def test_good_files_land_with_a_content_hash_in_their_name(tmp_path):
 )
 def test_bad_file_is_rejected_whole_with_file_column_and_rows(tmp_path, table, text, column, rows):
     files = {"customers": _write(tmp_path, "customers.csv", GOOD_CUSTOMERS)}
-    if table == "customers":
-        files["customers"] = _write(tmp_path, "bad.csv", text)
-    else:
-        files[table] = _write(tmp_path, "bad.csv", text)
+    files[table] = _write(tmp_path, "bad.csv", text)
     with pytest.raises(ContractError) as info:
         import_files(files, tmp_path / "landing")
     message = str(info.value)
@@ -105,3 +102,12 @@ def test_parquet_with_timezones_is_normalized_to_utc(tmp_path):
 def test_missing_customers_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match="--customers"):
         import_files({"events": _write(tmp_path, "e.csv", GOOD_EVENTS)}, tmp_path / "landing")
+
+
+def test_unreadable_file_is_refused_with_the_reason(tmp_path):
+    broken = tmp_path / "customers.parquet"
+    broken.write_bytes(b"this is not parquet")
+    with pytest.raises(
+        ContractError, match=r"(?s)customers.parquet breaks .*the file cannot be read as \.parquet"
+    ):
+        import_files({"customers": broken}, tmp_path / "landing")
