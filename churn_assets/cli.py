@@ -1,4 +1,5 @@
-"""The `churn` command line: generate, import, materialize, demo, status."""
+"""The `churn` command line: generate, import, materialize, demo, status, promote,
+rollback, reproduce."""
 
 import argparse
 import datetime as dt
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from churn_assets.model_commands import add_model_commands
 from warehouse.contract import ContractError
 from warehouse.generator import DRIFT_KINDS, GeneratorConfig, generate
 from warehouse.importer import import_files
@@ -125,7 +127,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         )
         cmd_generate(gen_args, settings)
     started = time.perf_counter()
-    code = cmd_materialize(argparse.Namespace(select=None), settings)
+    code = cmd_materialize(argparse.Namespace(select=args.select), settings)
     _say(f"Pipeline finished in {time.perf_counter() - started:.0f}s.")
     if code != 0 or args.no_serve:
         if code == 0:
@@ -159,6 +161,7 @@ def _serve_ui(settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from churn_assets.model_commands import model_status_or_none
     from churn_assets.status import collect_status, print_status
     from warehouse.connection import Warehouse
 
@@ -166,7 +169,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from churn_assets.definitions import defs
 
     with _instance(settings) as instance:
-        status = collect_status(defs, instance, Warehouse(settings))
+        status = collect_status(defs, instance, Warehouse(settings), model_status_or_none())
     if args.json:
         print(json.dumps(status, indent=2, default=str))
     else:
@@ -219,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="generate (if needed), materialize everything, serve the UI")
     demo.add_argument("--no-serve", action="store_true", help="stop after materializing")
+    demo.add_argument(
+        "--select", help="materialize only this selection, e.g. 'not group:models' (no training)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     dbt = sub.add_parser(
@@ -227,9 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
     dbt.set_defaults(func=cmd_dbt)
 
-    status = sub.add_parser("status", help="materializations, check results, data freshness")
+    status = sub.add_parser(
+        "status", help="materializations, check results, champion/challenger, data freshness"
+    )
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+    add_model_commands(sub)
     return parser
 
 

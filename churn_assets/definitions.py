@@ -3,23 +3,42 @@
 import dagster as dg
 
 from churn_assets.defs.dbt import dbt_feature_models, dbt_resource
+from churn_assets.defs.evaluation import churn_model_evaluation
 from churn_assets.defs.point_in_time import point_in_time_recomputation
 from churn_assets.defs.raw import raw_assets, raw_contract_checks
-from churn_assets.resources import WarehouseResource
+from churn_assets.defs.registry import churn_model_promotion
+from churn_assets.defs.training import MODEL_GROUP, churn_model_candidate
+from churn_assets.resources import MlflowResource, WarehouseResource
 from sensors.landing import landing_zone_sensor
 
-ASSETS = [*raw_assets, dbt_feature_models]
+ASSETS = [
+    *raw_assets,
+    dbt_feature_models,
+    churn_model_candidate,
+    churn_model_evaluation,
+    churn_model_promotion,
+]
 ASSET_CHECKS = [*raw_contract_checks, point_in_time_recomputation]
 
 churn_pipeline = dg.define_asset_job(
     "churn_pipeline",
     selection=dg.AssetSelection.all(),
-    description="Everything: ingestion, quality gates, feature tables.",
+    description="Everything: ingestion, quality gates, feature tables, model training, "
+    "evaluation, gates and promotion.",
+)
+churn_model_training = dg.define_asset_job(
+    "churn_model_training",
+    selection=dg.AssetSelection.groups(MODEL_GROUP),
+    description="Search, evaluate, gate and promote a model on the current feature tables.",
 )
 
 
 def default_resources() -> dict:
-    return {"warehouse": WarehouseResource(), "dbt": dbt_resource()}
+    return {
+        "warehouse": WarehouseResource(),
+        "dbt": dbt_resource(),
+        "mlflow_registry": MlflowResource(),
+    }
 
 
 # One process per run: DuckDB allows a single writing process per file, and on two
@@ -28,7 +47,7 @@ defs = dg.Definitions(
     executor=dg.in_process_executor,
     assets=ASSETS,
     asset_checks=ASSET_CHECKS,
-    jobs=[churn_pipeline],
+    jobs=[churn_pipeline, churn_model_training],
     sensors=[landing_zone_sensor],
     resources=default_resources(),
 )

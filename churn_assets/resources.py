@@ -6,6 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from churn_assets.ml.config import ModelSettings, load_model_settings
+from churn_assets.ml.registry import Registry
 from warehouse.connection import Warehouse
 from warehouse.settings import Settings, load_settings
 
@@ -32,3 +34,23 @@ class WarehouseResource(dg.ConfigurableResource):
     @property
     def landing_dir(self) -> Path:
         return self.settings().landing_dir
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking and registry plus the model-lifecycle settings (search budget,
+    gates, campaign economics). Empty fields fall back to MLFLOW_* / CHURN_* variables."""
+
+    tracking_uri: str = ""
+    home: str = ""
+
+    def settings(self) -> ModelSettings:
+        environ = dict(os.environ)
+        if self.home:
+            environ["CHURN_HOME"] = self.home
+        if self.tracking_uri:
+            environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        return load_model_settings(environ)
+
+    def registry(self) -> Registry:
+        s = self.settings()
+        return Registry(s.tracking_uri, s.model_name, s.experiment, s.artifact_root)

@@ -24,7 +24,10 @@ def _iso(value: object) -> str | None:
 
 
 def collect_status(
-    defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: Warehouse
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse: Warehouse,
+    models: dict | None = None,
 ) -> dict:
     graph = defs.resolve_asset_graph()
     assets = {}
@@ -50,6 +53,7 @@ def collect_status(
         "assets": assets,
         "checks": checks,
         "freshness": data_freshness(warehouse),
+        "models": models,
     }
 
 
@@ -82,6 +86,7 @@ def print_status(status: dict) -> None:
     for name, state in status["checks"].items():
         if state not in ("SUCCEEDED",):
             print(f"  {state.lower():<10} {name}")
+    _print_models(status.get("models"))
     fresh = status["freshness"]
     print("\nData freshness")
     if not fresh.get("ingested"):
@@ -91,3 +96,17 @@ def print_status(status: dict) -> None:
         info = fresh[table]
         print(f"  {table:<14} {info['rows']:>12,} rows, newest {info['newest']}")
     print(f"  last ingestion {fresh['last_ingestion']}")
+
+
+def _print_models(models: dict | None) -> None:
+    print("\nModels")
+    if not models or not (models.get("champion") or models.get("challenger")):
+        print("  no promoted model yet: run `churn materialize` (or `make demo`)")
+        return
+    for alias in ("champion", "challenger"):
+        info = models.get(alias)
+        if not info:
+            print(f"  {alias:<11} none")
+            continue
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(info["metrics"].items()))
+        print(f"  {alias:<11} {models['model_name']} v{info['version']}  {metrics}")

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get(
     "CHURN_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+# the feature graph: everything but model training (tests of features need no model)
+FEATURE_GRAPH = "not group:models"
 SMALL = GeneratorConfig(customers=300, days=200, seed=3, start=dt.date(2025, 1, 1))
 
 
@@ -27,6 +29,22 @@ def dbt_manifest() -> None:
     subprocess.run(
         ["dbt", "parse", "--quiet", "--profiles-dir", "."], cwd=ROOT / "dbt_project", check=True
     )
+
+
+MLFLOW_GLOBALS = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow() -> Iterator[None]:
+    """mlflow.set_tracking_uri / set_experiment write these variables; a test's store
+    must not leak into the next test's settings."""
+    saved = {name: os.environ.get(name) for name in MLFLOW_GLOBALS}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +124,7 @@ def built_duckdb(ingested_duckdb: Path, tmp_path_factory: pytest.TempPathFactory
         patch.setenv("CHURN_HOME", str(home))
         patch.delenv("CHURN_WAREHOUSE_URL", raising=False)
         patch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
-        assert materialize().ok
+        assert materialize(FEATURE_GRAPH).ok
     return home / "warehouse.duckdb"
 
 

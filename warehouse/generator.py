@@ -326,8 +326,12 @@ def _simulate_day(
     e = pop.engagement[idx]
     e = pop.engagement_mean[idx] + 0.96 * (e - pop.engagement_mean[idx]) + rng.normal(0, 0.06, n)
     pop.engagement[idx] = e
+    # Payment trouble starts when a renewal charge is declined (so it shows the same
+    # day) and lasts about a month.
+    cycle_day = (t - pop.billing_offset[idx]) % 30
+    bill_day = cycle_day == 0
     trouble = pop.payment_trouble[idx]
-    trouble = np.where(trouble, rng.random(n) > 0.04, rng.random(n) < 0.0015)
+    trouble = np.where(trouble, rng.random(n) > 0.04, bill_day & (rng.random(n) < 0.045))
     pop.payment_trouble[idx] = trouble
     unhappy = pop.unhappy[idx]
     unhappy = np.where(unhappy, rng.random(n) > 0.03, rng.random(n) < 0.002 + 0.002 * (e < -0.8))
@@ -358,16 +362,14 @@ def _simulate_day(
     seat_day = (t % 7) == pop.seat_offset[idx]
     seats_used = rng.binomial(pop.seats[idx], 1.0 / (1.0 + np.exp(-(0.6 + e))))
     emit(seat_day, "seats_active", seats_used[seat_day])
-    cycle_day = (t - pop.billing_offset[idx]) % 30
-    bill_day = cycle_day == 0
     # A failed payment is retried a week and two weeks later while trouble lasts.
     retry_day = trouble & ((cycle_day == 7) | (cycle_day == 14))
-    failed = (bill_day | retry_day) & (rng.random(n) < np.where(trouble, 0.65, 0.03))
+    failed = (bill_day | retry_day) & (rng.random(n) < np.where(trouble, 0.85, 0.03))
     revenue = pop.monthly_revenue[idx]
     emit(bill_day & ~failed, "invoice_paid", revenue[bill_day & ~failed])
     emit(failed, "payment_failed", revenue[failed])
     pop.recent_failures[idx[failed]] += 1.0
-    ticket = rng.random(n) < 0.004 + 0.06 * unhappy + 0.006 * (e < -1.0)
+    ticket = rng.random(n) < 0.004 + 0.12 * unhappy + 0.006 * (e < -1.0)
     severity = np.clip(rng.integers(1, 4, size=n) + unhappy, 1, 4)
     emit(ticket, "ticket_opened", severity[ticket])
     rated = ticket & (rng.random(n) < 0.7)

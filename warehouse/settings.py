@@ -141,7 +141,7 @@ class Settings:
                 "CHURN_PG_DBNAME": pg.dbname,
             }
         else:
-            env["CHURN_DUCKDB_PATH"] = str(self.duckdb_path.resolve())
+            env["CHURN_DUCKDB_PATH"] = str(self.duckdb_path)
         return env
 
 
@@ -155,12 +155,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     churn_env = env.get("CHURN_ENV", "local")
     if churn_env not in ("local", "prod"):
         raise ValueError(f"CHURN_ENV must be 'local' or 'prod', got {churn_env!r}")
-    home = Path(env.get("CHURN_HOME", "var"))
+    # Absolute from the start: a library may chdir later (dbt does), and a relative
+    # home would then point somewhere else.
+    home = Path(env.get("CHURN_HOME", "var")).resolve()
     url = env.get("CHURN_WAREHOUSE_URL") or f"duckdb:///{home / 'warehouse.duckdb'}"
     if not url.startswith(("duckdb:///", "postgresql://", "postgres://")):
         raise ValueError(
             f"CHURN_WAREHOUSE_URL must start with duckdb:/// or postgresql://, got {url!r}"
         )
+    if url.startswith("duckdb:///"):
+        url = f"duckdb:///{Path(url.removeprefix('duckdb:///')).resolve()}"
     if churn_env == "prod" and not url.startswith(("postgresql://", "postgres://")):
         raise ValueError("CHURN_ENV=prod needs CHURN_WAREHOUSE_URL=postgresql://...")
     churn = ChurnDefinition(

@@ -73,16 +73,22 @@ def dbt_feature_models(
     os.environ.update(settings.dbt_env())
     dbt_vars = settings.dbt_vars()
     context.log.info(f"dbt target {settings.dbt_target}, churn definition {json.dumps(dbt_vars)}")
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
-    for event in invocation.stream().fetch_row_counts().fetch_column_metadata():
-        if isinstance(event, dg.Output | dg.AssetMaterialization):
-            event = event.with_metadata(
-                {
-                    **event.metadata,
-                    "churn_definition": dg.MetadataValue.json(settings.churn.as_dict()),
-                }
-            )
-        yield event
+    # dbt's in-process adapter (row counts, column metadata) chdirs into the project;
+    # relative paths in later steps (CHURN_HOME=var) must keep meaning the same thing.
+    cwd = os.getcwd()
+    try:
+        invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
+        for event in invocation.stream().fetch_row_counts().fetch_column_metadata():
+            if isinstance(event, dg.Output | dg.AssetMaterialization):
+                event = event.with_metadata(
+                    {
+                        **event.metadata,
+                        "churn_definition": dg.MetadataValue.json(settings.churn.as_dict()),
+                    }
+                )
+            yield event
+    finally:
+        os.chdir(cwd)
     if not settings.is_postgres:
         _release_duckdb_adapter()
 

@@ -7,6 +7,8 @@ any data set's attributes become features. Text columns become integer category 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +57,13 @@ class FeatureSpec:
             if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
         }
         return cls(tuple(names), categories)
+
+    @property
+    def version(self) -> str:
+        """Feature-set version: changes exactly when the feature order or a category
+        list changes, so online vectors and models can be matched safely."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return f"fs-{hashlib.sha256(canonical).hexdigest()[:12]}"
 
     @property
     def categorical(self) -> list[str]:

@@ -70,6 +70,9 @@ METRICS: dict[str, MetricFn] = {
     "top_decile_capture": top_decile_capture,
 }
 
+# every metric `evaluate` returns, in report order
+METRIC_ORDER = (*METRICS, "precision_at_threshold", "recall_at_threshold", "f1_at_threshold")
+
 
 @dataclass(frozen=True)
 class Estimate:

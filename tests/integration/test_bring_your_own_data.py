@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from churn_assets import cli
+from tests.conftest import FEATURE_GRAPH
 from warehouse.connection import Warehouse
 from warehouse.settings import load_settings
 
@@ -51,7 +52,7 @@ def test_purchase_log_with_inactivity_churn(tmp_path, home, monkeypatch, capsys)
             f.unlink()
     customers, events = _purchase_log(tmp_path)
     assert cli.main(["import", "--customers", str(customers), "--events", str(events)]) == 0
-    assert cli.main(["materialize"]) == 0, capsys.readouterr().out
+    assert cli.main(["materialize", "--select", FEATURE_GRAPH]) == 0, capsys.readouterr().out
 
     wh = Warehouse(load_settings())
     examples = wh.query_df(
@@ -106,7 +107,7 @@ def test_snapshot_that_ships_its_own_labels(tmp_path, home, capsys):
         )
         == 0
     )
-    assert cli.main(["materialize"]) == 0, capsys.readouterr().out
+    assert cli.main(["materialize", "--select", FEATURE_GRAPH]) == 0, capsys.readouterr().out
 
     wh = Warehouse(load_settings())
     examples = wh.query_df(

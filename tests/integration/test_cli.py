@@ -1,6 +1,7 @@
 """`churn generate` and `churn demo --no-serve` on a fresh home, as a new user runs them."""
 
 from churn_assets import cli
+from tests.conftest import FEATURE_GRAPH
 from warehouse.settings import load_settings
 
 
@@ -11,7 +12,8 @@ def test_generate_then_demo_without_serving(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli, "DEMO_CUSTOMERS", 250)
     monkeypatch.setattr(cli, "DEMO_DAYS", 150)
 
-    assert cli.main(["demo", "--no-serve"]) == 0
+    # model training is covered by tests/e2e/test_model_lifecycle.py on a larger data set
+    assert cli.main(["demo", "--no-serve", "--select", FEATURE_GRAPH]) == 0
     out = capsys.readouterr().out
     assert "generating the default data set" in out
     assert "Done in" in out and "250 customers" in out
@@ -19,7 +21,7 @@ def test_generate_then_demo_without_serving(tmp_path, monkeypatch, capsys):
     assert load_settings().duckdb_path.exists()
 
     # a second demo reuses the data: nothing is generated
-    assert cli.main(["demo", "--no-serve"]) == 0
+    assert cli.main(["demo", "--no-serve", "--select", FEATURE_GRAPH]) == 0
     assert "generating" not in capsys.readouterr().out
 
     args = ["generate", "--customers", "50", "--days", "30", "--seed", "1", "--start", "2025-01-01"]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from churn_assets.runner import materialize
+from tests.conftest import FEATURE_GRAPH
 from warehouse.connection import Warehouse
 from warehouse.feature_catalog import behavioural_features
 from warehouse.point_in_time import check_training_examples
@@ -46,7 +47,7 @@ def test_events_on_or_after_as_of_never_change_that_row(built_settings):
         for row in inserted:
             session.execute("INSERT INTO raw.events VALUES (?, ?, ?, ?, 'property-test')", row)
 
-    assert materialize().ok
+    assert materialize(FEATURE_GRAPH).ok
     after = _features(wh)
     assert after.index.equals(before.index)
     earliest = (

@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import pytest
 
 from warehouse.settings import load_settings
@@ -6,7 +9,7 @@ from warehouse.settings import load_settings
 def test_defaults_are_local_duckdb_under_home():
     s = load_settings({})
     assert s.env == "local"
-    assert s.warehouse_url == "duckdb:///var/warehouse.duckdb"
+    assert s.warehouse_url == f"duckdb:///{Path('var').resolve() / 'warehouse.duckdb'}"
     assert s.dbt_target == "local"
     assert s.churn.kind == "contractual" and s.churn.horizon_days == 30
 
@@ -56,3 +59,12 @@ def test_churn_env_prod_picks_the_prod_target_and_needs_postgres():
 def test_bad_configuration_is_a_clear_error(env, message):
     with pytest.raises(ValueError, match=message):
         load_settings(env)
+
+
+def test_relative_paths_are_pinned_when_settings_load(tmp_path, monkeypatch):
+    # dbt chdirs into its project in-process; a relative home must not follow it
+    monkeypatch.chdir(tmp_path)
+    s = load_settings({"CHURN_HOME": "var", "CHURN_WAREHOUSE_URL": "duckdb:///data/wh.duckdb"})
+    os.chdir("/")
+    assert s.home == tmp_path / "var"
+    assert s.duckdb_path == tmp_path / "data" / "wh.duckdb"

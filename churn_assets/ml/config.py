@@ -1,0 +1,111 @@
+"""Settings of the model lifecycle (search, gates, business economics, registry), read
+from CHURN_* / MLFLOW_* environment variables with defaults documented in the README."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from churn_assets.ml.business import CampaignEconomics
+from churn_assets.ml.calibration import Method
+from churn_assets.ml.search import FAMILIES
+
+PromotionPolicy = Literal["champion", "challenger"]
+
+
+@dataclass(frozen=True)
+class GateLimits:
+    auc_floor: float = 0.70  # holdout AUC below this never reaches serving
+    brier_ceiling: float = 0.15
+    champion_tolerance: float = 0.01  # AUC a candidate may lose against the champion
+    fairness_gap: float = 0.15  # largest per-segment AUC gap allowed
+    leakage_auc: float = 0.98  # a churn model this good is more likely reading the label
+    significance: float = 0.05  # one-sided level of the paired champion test
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    tracking_uri: str
+    artifact_root: Path
+    reports_dir: Path
+    model_name: str = "churn-model"
+    experiment: str = "churn-model"
+    trials: int = 30
+    timeout_seconds: float = 300.0
+    seed: int = 0
+    families: tuple[str, ...] = FAMILIES
+    stack_size: int = 3
+    parsimony_tolerance: float = 0.005
+    calibration: Method = "isotonic"
+    bootstrap_rounds: int = 200
+    promotion_policy: PromotionPolicy = "champion"
+    gates: GateLimits = field(default_factory=GateLimits)
+    economics: CampaignEconomics = field(default_factory=CampaignEconomics)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.families) - set(FAMILIES)
+        if unknown:
+            raise ValueError(
+                f"CHURN_SEARCH_FAMILIES names unknown families {sorted(unknown)}; "
+                f"choose from {', '.join(FAMILIES)}"
+            )
+        if "lightgbm" not in self.families:
+            raise ValueError("CHURN_SEARCH_FAMILIES must include lightgbm: serving needs it")
+        if self.trials < 1 or self.timeout_seconds <= 0:
+            raise ValueError("CHURN_SEARCH_TRIALS and CHURN_SEARCH_TIMEOUT_SECONDS must be > 0")
+        if self.promotion_policy not in ("champion", "challenger"):
+            raise ValueError(
+                f"CHURN_PROMOTION_POLICY must be champion or challenger, "
+                f"got {self.promotion_policy!r}"
+            )
+        if self.calibration not in ("isotonic", "sigmoid"):
+            raise ValueError(
+                f"CHURN_CALIBRATION must be isotonic or sigmoid, not {self.calibration}"
+            )
+
+
+def load_model_settings(environ: dict[str, str] | None = None) -> ModelSettings:
+    env = dict(os.environ if environ is None else environ)
+    home = Path(env.get("CHURN_HOME", "var")).resolve()
+
+    def number(name: str, default: float) -> float:
+        try:
+            return float(env.get(name, default))
+        except ValueError as exc:
+            raise ValueError(f"{name} must be a number, got {env[name]!r}") from exc
+
+    defaults = GateLimits()
+    economics = CampaignEconomics()
+    families = env.get("CHURN_SEARCH_FAMILIES")
+    return ModelSettings(
+        tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        artifact_root=Path(env.get("CHURN_MLFLOW_ARTIFACTS", home / "mlartifacts")),
+        reports_dir=home / "reports",
+        trials=int(number("CHURN_SEARCH_TRIALS", 30)),
+        timeout_seconds=number("CHURN_SEARCH_TIMEOUT_SECONDS", 300),
+        seed=int(number("CHURN_SEED", 0)),
+        families=tuple(f.strip() for f in families.split(",") if f.strip())
+        if families
+        else FAMILIES,
+        parsimony_tolerance=number("CHURN_PARSIMONY_TOLERANCE", 0.005),
+        calibration=env.get("CHURN_CALIBRATION", "isotonic"),  # type: ignore[arg-type]
+        bootstrap_rounds=int(number("CHURN_BOOTSTRAP_ROUNDS", 200)),
+        promotion_policy=env.get("CHURN_PROMOTION_POLICY", "champion"),  # type: ignore[arg-type]
+        gates=GateLimits(
+            auc_floor=number("CHURN_GATE_AUC_FLOOR", defaults.auc_floor),
+            brier_ceiling=number("CHURN_GATE_BRIER_CEILING", defaults.brier_ceiling),
+            champion_tolerance=number("CHURN_GATE_CHAMPION_TOLERANCE", defaults.champion_tolerance),
+            fairness_gap=number("CHURN_GATE_FAIRNESS_GAP", defaults.fairness_gap),
+            leakage_auc=number("CHURN_GATE_LEAKAGE_AUC", defaults.leakage_auc),
+        ),
+        economics=CampaignEconomics(
+            offer_cost=number("CHURN_OFFER_COST", economics.offer_cost),
+            success_rate=number("CHURN_OFFER_SUCCESS_RATE", economics.success_rate),
+            value_months=number("CHURN_VALUE_MONTHS", economics.value_months),
+        ),
+    )
