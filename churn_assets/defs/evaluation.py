@@ -3,6 +3,7 @@ value, fairness, oracle gap, plots, HTML report, model card) and the blocking qu
 gates that stand between it and promotion."""
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ def churn_model_evaluation(
     )
     _log_to_mlflow(churn_model_candidate["run_id"], evaluation, html_path, card_paths, plots)
     registry.tag(version, {"metrics": _key_metrics_json(evaluation)})
-    _record_gate_outcome(context, registry, settings, version, gates, evaluation)
+    _record_gate_outcome(context, registry, warehouse, version, gates, evaluation)
 
     metrics = evaluation["metrics"]
     yield dg.Output(
@@ -220,8 +221,6 @@ def _log_to_mlflow(
 
 
 def _key_metrics_json(evaluation: dict[str, Any]) -> str:
-    import json
-
     keys = ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift")
     metrics = {k: round(evaluation["metrics"][k]["value"], 6) for k in keys}
     if evaluation["oracle"]:
@@ -232,7 +231,7 @@ def _key_metrics_json(evaluation: dict[str, Any]) -> str:
 def _record_gate_outcome(
     context: dg.AssetExecutionContext,
     registry: Registry,
-    settings: Any,
+    warehouse: WarehouseResource,
     version: str,
     gates: list[GateResult],
     evaluation: dict[str, Any],
@@ -247,15 +246,9 @@ def _record_gate_outcome(
     context.log.warning(f"v{version} refused: {' | '.join(reasons)}")
     refuse(
         registry,
-        PromotionLedger(_warehouse_of(settings)),
+        PromotionLedger(warehouse.warehouse()),
         version,
         trigger_of(context),
         reasons,
         {"gates": evaluation["gates"], "dagster_run_id": context.run_id},
     )
-
-
-def _warehouse_of(settings: Any):
-    from warehouse.connection import Warehouse
-
-    return Warehouse(settings)
