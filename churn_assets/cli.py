@@ -1,5 +1,5 @@
 """The `churn` command line: generate, import, materialize, demo, status, promote,
-rollback, reproduce."""
+rollback, reproduce, serve, token."""
 
 import argparse
 import datetime as dt
@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from churn_assets.model_commands import add_model_commands
+from churn_assets.serving_commands import add_serving_commands
 from warehouse.contract import ContractError
 from warehouse.generator import DRIFT_KINDS, GeneratorConfig, generate
 from warehouse.importer import import_files
@@ -152,12 +153,18 @@ def _serve_ui(settings: Settings) -> int:
         "-p",
         str(UI_PORT),
     ]
-    _say(f"Dagster UI: http://127.0.0.1:{UI_PORT}  (DAGSTER_HOME={home}); Ctrl-C stops it.")
-    _say("The scoring API starts here too once the serving issue lands (no model yet).")
+    from churn_assets.serving_commands import SERVE_PORT, cmd_token, start_api_in_background
+
+    api = start_api_in_background()
+    _say(f"Dagster UI: http://127.0.0.1:{UI_PORT}  (DAGSTER_HOME={home}); Ctrl-C stops both.")
+    _say(f"Scoring API: http://127.0.0.1:{SERVE_PORT}/schema/swagger; a scorer token for 8 hours:")
+    cmd_token(argparse.Namespace(subject="demo", role="scorer", ttl=8 * 3600), settings)
     try:
         return subprocess.run(command, env=os.environ.copy(), check=False).returncode
     except KeyboardInterrupt:
         return 0
+    finally:
+        api.terminate()
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -223,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate (if needed), materialize everything, serve the UI")
     demo.add_argument("--no-serve", action="store_true", help="stop after materializing")
     demo.add_argument(
-        "--select", help="materialize only this selection, e.g. 'not group:models' (no training)"
+        "--select",
+        help="materialize only this selection, e.g. 'not group:models and not group:serving' (features only)",
     )
     demo.set_defaults(func=cmd_demo)
 
@@ -238,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+
+    add_serving_commands(sub)
     add_model_commands(sub)
     return parser
 

@@ -4,11 +4,13 @@ import dagster as dg
 
 from churn_assets.defs.dbt import dbt_feature_models, dbt_resource
 from churn_assets.defs.evaluation import churn_model_evaluation
+from churn_assets.defs.online import online_features
 from churn_assets.defs.point_in_time import point_in_time_recomputation
+from churn_assets.defs.prediction_log import prediction_log
 from churn_assets.defs.raw import raw_assets, raw_contract_checks
 from churn_assets.defs.registry import churn_model_promotion
 from churn_assets.defs.training import MODEL_GROUP, churn_model_candidate
-from churn_assets.resources import MlflowResource, WarehouseResource
+from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
 from sensors.landing import landing_zone_sensor
 
 ASSETS = [
@@ -17,6 +19,8 @@ ASSETS = [
     churn_model_candidate,
     churn_model_evaluation,
     churn_model_promotion,
+    online_features,
+    prediction_log,
 ]
 ASSET_CHECKS = [*raw_contract_checks, point_in_time_recomputation]
 
@@ -24,7 +28,7 @@ churn_pipeline = dg.define_asset_job(
     "churn_pipeline",
     selection=dg.AssetSelection.all(),
     description="Everything: ingestion, quality gates, feature tables, model training, "
-    "evaluation, gates and promotion.",
+    "evaluation, gates, promotion and the online feature sync.",
 )
 churn_model_training = dg.define_asset_job(
     "churn_model_training",
@@ -38,6 +42,7 @@ def default_resources() -> dict:
         "warehouse": WarehouseResource(),
         "dbt": dbt_resource(),
         "mlflow_registry": MlflowResource(),
+        "redis_store": RedisResource(),
     }
 
 

@@ -16,7 +16,9 @@ from churn_assets.ml.promotion import PromotionError, model_status, promote, rol
 from churn_assets.ml.registry import Registry
 from churn_assets.ml.training import TrainingChoice, fit_final, prepare_training_set
 from warehouse.connection import Warehouse
+from warehouse.online_store import announce
 from warehouse.promotion_ledger import PromotionLedger, default_actor
+from warehouse.redis_server import connect
 from warehouse.settings import Settings
 
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -64,6 +66,7 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
         f"(was v{aliases['previous_champion'] or 'none'}), challenger v{aliases['challenger']}; "
         "recorded in the promotion ledger"
     )
+    _announce_champion(settings, aliases["champion"])
     return 0
 
 
@@ -80,7 +83,15 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
         f"{registry.model_name}: champion back to v{result['champion']} "
         f"(rolled back v{result['rolled_back']}); recorded in the promotion ledger"
     )
+    _announce_champion(settings, result["champion"])
     return 0
+
+
+def _announce_champion(settings: Settings, version: str | None) -> None:
+    """Tell running scoring services to reload now rather than at their next poll."""
+    problem = announce(connect(settings), {"event": "champion", "version": version})
+    if problem:
+        print(f"(scoring services will notice at their next registry poll: {problem})")
 
 
 def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
@@ -89,7 +100,7 @@ def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
     registry = _registry(model_settings)
     version = str(args.version)
     try:
-        original = registry.load_bundle(version, settings.home / "models")
+        original = registry.load_bundle(version, model_settings.model_cache)
     except LookupError as exc:
         print(f"churn reproduce: {exc}")
         return 2

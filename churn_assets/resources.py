@@ -5,10 +5,12 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import redis
 
 from churn_assets.ml.config import ModelSettings, load_model_settings
 from churn_assets.ml.registry import Registry
 from warehouse.connection import Warehouse
+from warehouse.redis_server import connect
 from warehouse.settings import Settings, load_settings
 
 
@@ -54,3 +56,19 @@ class MlflowResource(dg.ConfigurableResource):
     def registry(self) -> Registry:
         s = self.settings()
         return Registry(s.tracking_uri, s.model_name, s.experiment, s.artifact_root)
+
+
+class RedisResource(dg.ConfigurableResource):
+    """The online store's Redis: `url` or REDIS_URL, else the embedded server under
+    CHURN_HOME (see warehouse.redis_server)."""
+
+    url: str = ""
+    home: str = ""
+
+    def client(self) -> redis.Redis:
+        environ = dict(os.environ)
+        if self.home:
+            environ["CHURN_HOME"] = self.home
+        if self.url:
+            environ["REDIS_URL"] = self.url
+        return connect(load_settings(environ))

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get(
     "CHURN_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-# the feature graph: everything but model training (tests of features need no model)
-FEATURE_GRAPH = "not group:models"
+# the feature graph: no training, no serving (tests of features need no model)
+FEATURE_GRAPH = "not group:models and not group:serving"
 SMALL = GeneratorConfig(customers=300, days=200, seed=3, start=dt.date(2025, 1, 1))
 
 
@@ -133,3 +133,18 @@ def built_settings(duckdb_settings: Settings, built_duckdb: Path) -> Settings:
     """duckdb_settings whose warehouse holds the small data set and every feature table."""
     shutil.copy(built_duckdb, duckdb_settings.duckdb_path)
     return duckdb_settings
+
+
+TEST_REDIS_URL = os.environ.get("CHURN_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+@pytest.fixture
+def redis_url(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The Redis service (a database of its own, emptied first), also as REDIS_URL."""
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    client.close()
+    monkeypatch.setenv("REDIS_URL", TEST_REDIS_URL)
+    return TEST_REDIS_URL

@@ -78,6 +78,8 @@ class Settings:
     env: Literal["local", "prod"] = "local"
     home: Path = Path("var")
     warehouse_url: str = ""
+    # empty: an embedded Redis server under home (see warehouse.redis_server)
+    redis_url: str = ""
     churn: ChurnDefinition = field(default_factory=ChurnDefinition)
     event_families: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENT_FAMILIES))
 
@@ -183,6 +185,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         env=churn_env,  # type: ignore[arg-type]
         home=home,
         warehouse_url=url,
+        redis_url=env.get("REDIS_URL", ""),
         churn=churn,
         event_families=families,
     )

@@ -80,7 +80,7 @@ def churn_model_evaluation(
             "The training examples changed since the candidate was trained; materialize "
             "churn_model_candidate again so evaluation sees the same data."
         )
-    bundle = registry.load_bundle(version, settings.home.resolve() / "models")
+    bundle = registry.load_bundle(version, model_settings.model_cache)
     rows = ts.rows("holdout")
     holdout = ts.frame.iloc[rows]
     x = bundle.spec.transform(holdout)
@@ -98,7 +98,7 @@ def churn_model_evaluation(
                            model_settings.economics, oracle, model_settings.bootstrap_rounds,
                            model_settings.seed),
     }  # fmt: skip
-    champion = _champion_comparison(registry, settings, model_settings, version, ts, y, p)
+    champion = _champion_comparison(registry, model_settings, version, ts, y, p)
     leaks = leaking_features(x, y, bundle.spec.names, model_settings.gates.leakage_auc)
     gates = run_gates(evaluation, model_settings.gates, champion, leaks)
     evaluation["gates"] = [g.as_dict() for g in gates]
@@ -154,7 +154,6 @@ def churn_model_evaluation(
 
 def _champion_comparison(
     registry: Registry,
-    settings: Any,
     model_settings: ModelSettings,
     version: str,
     ts: TrainingSet,
@@ -166,7 +165,7 @@ def _champion_comparison(
         return None
     if champion == version:
         return {"reason": f"v{version} already is the champion"}
-    bundle = registry.load_bundle(champion, settings.home.resolve() / "models")
+    bundle = registry.load_bundle(champion, model_settings.model_cache)
     holdout = ts.frame.iloc[ts.rows("holdout")]
     try:
         p_champion = bundle.predict(bundle.spec.transform(holdout))

@@ -7,7 +7,8 @@ import dagster as dg
 
 from churn_assets.defs.training import MODEL_GROUP, trigger_of
 from churn_assets.ml.promotion import promote
-from churn_assets.resources import MlflowResource, WarehouseResource
+from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
+from warehouse.online_store import announce
 from warehouse.promotion_ledger import PromotionLedger
 
 
@@ -19,7 +20,8 @@ from warehouse.promotion_ledger import PromotionLedger
     description=(
         "Runs only when every blocking quality gate passed: sets the challenger alias and, "
         "with CHURN_PROMOTION_POLICY=champion (default), the champion alias; every change "
-        "is appended to the ops.promotion_ledger table with its evidence."
+        "is appended to the ops.promotion_ledger table with its evidence, and running scoring "
+        "services are told to reload."
     ),
 )
 def churn_model_promotion(
@@ -27,6 +29,7 @@ def churn_model_promotion(
     churn_model_evaluation: dict[str, Any],
     warehouse: WarehouseResource,
     mlflow_registry: MlflowResource,
+    redis_store: RedisResource,
 ) -> dg.Output[dict[str, Any]]:
     model_settings = mlflow_registry.settings()
     registry = mlflow_registry.registry()
@@ -47,6 +50,9 @@ def churn_model_promotion(
         make_champion=model_settings.promotion_policy == "champion",
     )
     context.log.info(f"{registry.model_name} aliases now {aliases}")
+    problem = announce(redis_store.client(), {"event": "champion", "version": aliases["champion"]})
+    if problem:
+        context.log.warning(f"scoring services will reload at their next poll: {problem}")
     return dg.Output(
         {"version": version, **aliases},
         metadata={

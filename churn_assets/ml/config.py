@@ -33,6 +33,8 @@ class ModelSettings:
     tracking_uri: str
     artifact_root: Path
     reports_dir: Path
+    # native bundles downloaded from the registry, one directory per version
+    model_cache: Path
     model_name: str = "churn-model"
     experiment: str = "churn-model"
     trials: int = 30
@@ -86,6 +88,7 @@ def load_model_settings(environ: dict[str, str] | None = None) -> ModelSettings:
         tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
         artifact_root=Path(env.get("CHURN_MLFLOW_ARTIFACTS", home / "mlartifacts")),
         reports_dir=home / "reports",
+        model_cache=home / "models",
         trials=int(number("CHURN_SEARCH_TRIALS", 30)),
         timeout_seconds=number("CHURN_SEARCH_TIMEOUT_SECONDS", 300),
         seed=int(number("CHURN_SEED", 0)),

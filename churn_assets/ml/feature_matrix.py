@@ -108,3 +108,22 @@ def load_training_frame(warehouse: Warehouse) -> pd.DataFrame:
     return _with_attributes(
         warehouse.query_df(f"SELECT * FROM {MARTS}.training_examples"), warehouse
     )
+
+
+def load_scoring_frame(warehouse: Warehouse, customer_ids: list[str] | None = None) -> pd.DataFrame:
+    """scoring_features (the latest as_of per customer) joined with the attributes;
+    only the given customers when customer_ids is set."""
+    sql = f"SELECT * FROM {MARTS}.scoring_features"
+    params: list[str] | None = None
+    if customer_ids is not None:
+        placeholders = ", ".join("?" * len(customer_ids)) or "NULL"
+        sql += f" WHERE customer_id IN ({placeholders})"
+        params = list(customer_ids)
+    return _with_attributes(warehouse.query_df(sql, params), warehouse)
+
+
+def as_of_seconds(frame: pd.DataFrame) -> np.ndarray:
+    """as_of_date -> epoch seconds at the start of that day (UTC): the features describe
+    everything strictly before that instant."""
+    days = pd.to_datetime(frame["as_of_date"]).to_numpy(dtype="datetime64[s]")
+    return days.astype("int64").astype("float64")

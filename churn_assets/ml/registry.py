@@ -6,6 +6,7 @@ Aliases only; MLflow's deprecated stages are never touched."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -64,7 +65,6 @@ class Registry:
     ) -> None:
         self.tracking_uri = tracking_uri
         self.model_name = model_name
-        mlflow.set_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
@@ -74,13 +74,19 @@ class Registry:
             )
         else:
             self.experiment_id = found.experiment_id
-        # runs started without an explicit experiment (a model logged outside a search
-        # run) land here too, never in MLflow's default ./mlruns
+        self.activate()
+
+    def activate(self) -> None:
+        """Point MLflow's process-global fluent API (start_run, log_model) at this store:
+        another Registry in the same process may have moved it. Runs started without an
+        explicit experiment land in ours, never in MLflow's default ./mlruns."""
+        mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(experiment_id=self.experiment_id)
 
     @contextmanager
     def search_run(self, run_name: str, tags: dict[str, str]) -> Iterator[str]:
         """The parent run of a search; yields its run id."""
+        self.activate()
         with mlflow.start_run(
             experiment_id=self.experiment_id, run_name=run_name, tags=tags
         ) as run:
@@ -112,6 +118,7 @@ class Registry:
     ) -> ModelVersion:
         """Log the pyfunc (with the bundle inside) in the active run and register it
         as a new version of the model, tagged with its lineage."""
+        self.activate()
         with tempfile.TemporaryDirectory() as tmp:
             bundle_dir = bundle.save(Path(tmp) / BUNDLE_ARTIFACT)
             frame = pyfunc_input(example, bundle)
@@ -161,10 +168,12 @@ class Registry:
             self.client.set_model_version_tag(self.model_name, str(version), key, value)
 
     def load_bundle(self, version: str, cache_dir: Path) -> ModelBundle:
-        """The native bundle of a version (downloaded once into cache_dir)."""
-        target = cache_dir / self.model_name / str(version)
+        """The native bundle of a version (downloaded once into cache_dir). The cache is
+        keyed by the version's source too: a recreated registry reuses version numbers."""
+        found = self.version(version)  # a clear LookupError for an unknown version
+        source_key = hashlib.sha256(str(found.source).encode()).hexdigest()[:12]
+        target = cache_dir / self.model_name / f"{version}-{source_key}"
         if not (target / BUNDLE_ARTIFACT).exists():
-            self.version(version)  # a clear LookupError for an unknown version
             source = self.client.get_model_version_download_uri(self.model_name, str(version))
             with tempfile.TemporaryDirectory() as tmp:
                 local = mlflow.artifacts.download_artifacts(

@@ -18,7 +18,7 @@ from warehouse.settings import load_settings
 MEDIUM = GeneratorConfig(customers=3000, days=240, seed=11, start=dt.date(2025, 1, 1))
 TINY_BUDGET = {
     "CHURN_SEARCH_TRIALS": "6",
-    "CHURN_SEARCH_TIMEOUT_SECONDS": "120",
+    "CHURN_SEARCH_TIMEOUT_SECONDS": "900",  # the trial count, not the clock, bounds it
     "CHURN_BOOTSTRAP_ROUNDS": "50",
     # a 600-row holdout splits into groups too small for the default 0.15 AUC-gap limit
     "CHURN_GATE_FAIRNESS_GAP": "0.5",
@@ -34,7 +34,7 @@ def medium_landing(tmp_path_factory):
 
 @pytest.mark.e2e
 def test_train_gate_promote_reproduce_refuse_and_roll_back(
-    medium_landing, tmp_path, monkeypatch, capsys
+    medium_landing, tmp_path, monkeypatch, capsys, redis_url
 ):
     shutil.copytree(medium_landing, tmp_path, dirs_exist_ok=True)
     monkeypatch.setenv("CHURN_HOME", str(tmp_path))
@@ -49,6 +49,9 @@ def test_train_gate_promote_reproduce_refuse_and_roll_back(
     for gate in ("auc_floor", "not_worse_than_champion", "brier_ceiling", "fairness_gap"):
         assert f"pass  churn_model_evaluation:{gate}" in out
     assert "materialized  churn_model_promotion" in out
+    # the champion's features went online, checked against the warehouse first
+    assert "pass  online_features:online_offline_parity" in out
+    assert "materialized  online_features" in out
 
     assert cli.main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)

@@ -107,3 +107,16 @@ def test_ledger_is_append_only_on_postgres(registry, pg_url, monkeypatch):
     with psycopg.connect(pg_url) as conn, pytest.raises(psycopg.errors.RaiseException):
         conn.execute("DELETE FROM ops.promotion_ledger")
     assert len(ledger.history()) == 2
+
+
+def test_bundle_cache_tells_apart_registries_that_reuse_version_numbers(tmp_path):
+    """A recreated MLflow store numbers its versions from 1 again; a cached bundle of
+    the old store must not be served for the new one."""
+    first, second = (
+        Registry(f"sqlite:///{tmp_path / f'{n}.db'}", "churn-model", "churn-model", tmp_path / n)
+        for n in ("first", "second")
+    )
+    assert _register(first, 1) == _register(second, 2) == "1"
+    cache = tmp_path / "cache"
+    assert first.load_bundle("1", cache).metadata["seed"] == 1
+    assert second.load_bundle("1", cache).metadata["seed"] == 2

@@ -1,0 +1,124 @@
+"""online_features: the champion's feature vector of every customer in Redis. A sync is
+written under a new id, checked against the warehouse, and only then made live by
+flipping the pointer; a sync that fails the parity check never reaches serving."""
+
+import time
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from churn_assets.ml.feature_matrix import FeatureSpec, as_of_seconds, load_scoring_frame
+from churn_assets.ml.registry import CHAMPION
+from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
+from warehouse.online_store import OnlineStore, mismatches
+
+SERVING_GROUP = "serving"
+ONLINE_KEY = dg.AssetKey("online_features")
+PARITY_CHECK = "online_offline_parity"
+PARITY_SAMPLE = 1_000
+
+
+def parity_problems(
+    store: OnlineStore, sync_id: str, spec: FeatureSpec, warehouse_rows: pd.DataFrame
+) -> list[str]:
+    """Read the sampled customers back from Redis and compare them, bit for bit, with
+    the same customers freshly queried from the warehouse."""
+    ids = warehouse_rows["customer_id"].astype(str).tolist()
+    return mismatches(
+        ids,
+        store.read_sync(sync_id, ids),
+        as_of_seconds(warehouse_rows),
+        spec.transform(warehouse_rows),
+    )
+
+
+@dg.asset(
+    key=ONLINE_KEY,
+    group_name=SERVING_GROUP,
+    owners=["team:ml-platform"],
+    kinds={"redis"},
+    deps=["scoring_features", "customer_attributes", "churn_model_promotion"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            PARITY_CHECK,
+            asset=ONLINE_KEY,
+            blocking=True,
+            description="A random sample of customers read back from Redis equals "
+            "scoring_features queried from the warehouse, bit for bit; otherwise the "
+            "sync is dropped and never goes live.",
+        )
+    ],
+    description=(
+        "The latest feature vector of every customer, in the champion's feature order, "
+        "written to Redis as a new sync per feature-set version; the live pointer flips "
+        "only after the parity check passes, and the previous sync then expires."
+    ),
+)
+def online_features(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    mlflow_registry: MlflowResource,
+    redis_store: RedisResource,
+):
+    model_settings = mlflow_registry.settings()
+    registry = mlflow_registry.registry()
+    champion = registry.alias(CHAMPION)
+    if champion is None:
+        raise dg.Failure("No champion model yet: promote a model before syncing features.")
+    spec = registry.load_bundle(champion, model_settings.model_cache).spec
+    wh = warehouse.warehouse()
+    started = time.perf_counter()
+    frame = load_scoring_frame(wh)
+    if frame.empty:
+        raise dg.Failure("scoring_features is empty: nothing to sync.")
+    customer_ids = frame["customer_id"].astype(str).tolist()
+    matrix = spec.transform(frame)
+    store = OnlineStore(redis_store.client())
+    sync_id = store.stage(spec.version, customer_ids, as_of_seconds(frame), matrix)
+    context.log.info(f"staged {len(customer_ids):,} vectors as {sync_id}")
+
+    rng = np.random.default_rng()
+    sample = sorted(rng.choice(customer_ids, min(PARITY_SAMPLE, len(customer_ids)), False))
+    problems = parity_problems(store, sync_id, spec, load_scoring_frame(wh, sample))
+    metadata: dict[str, Any] = {
+        "fs_version": spec.version,
+        "model_version": champion,
+        "sync_id": sync_id,
+        "customers": len(customer_ids),
+        "features": len(spec.names),
+        "features_as_of": str(pd.to_datetime(frame["as_of_date"]).max().date()),
+    }
+    if problems:
+        store.discard(sync_id)
+        yield dg.Output(None, metadata={**metadata, "published": False})
+        yield dg.AssetCheckResult(
+            check_name=PARITY_CHECK,
+            passed=False,
+            description=f"{len(problems)} of {len(sample)} sampled customers differ; "
+            "the sync was dropped and the previous one stays live.",
+            metadata={"sample": len(sample), "mismatches": "\n".join(problems[:20])},
+        )
+        return
+    result = store.publish(
+        spec.version,
+        sync_id,
+        len(customer_ids),
+        {"model_version": champion, "features_as_of": metadata["features_as_of"]},
+    )
+    seconds = time.perf_counter() - started
+    yield dg.Output(
+        None,
+        metadata={
+            **metadata,
+            "published": True,
+            "previous_sync_id": result.previous_sync_id or "none",
+            "seconds": dg.MetadataValue.float(round(seconds, 3)),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=PARITY_CHECK,
+        passed=True,
+        metadata={"sample": len(sample), "mismatches": 0},
+    )

@@ -1,0 +1,104 @@
+"""The Litestar application factory: `uvicorn --factory serving.app:create_app`.
+
+The lifespan owns everything with a life of its own: the Redis pools, the champion
+model, the prediction-log writer and the hot-reload tasks, all on `app.state`."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from litestar import Litestar, Request
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from serving.auth import BearerAuthMiddleware, TokenVerifier
+from serving.controllers.explain import ExplainController
+from serving.controllers.health import HealthController
+from serving.controllers.models import ModelsController
+from serving.controllers.predict import PredictController
+from serving.errors import EXCEPTION_HANDLERS
+from serving.metrics import ServiceMetrics, request_metrics
+from serving.model_holder import ModelHolder
+from serving.online import CircuitBreaker, OnlineReader
+from serving.prediction_log import PredictionLog
+from serving.reloader import Reloader
+from serving.scoring import Scorer
+from serving.settings import ServingSettings, load_serving_settings
+from warehouse.redis_server import redis_url
+
+log = logging.getLogger("serving")
+
+
+async def stamp_request(request: Request) -> None:
+    request.state.request_id = uuid.uuid4().hex
+    request.state.started = time.perf_counter()
+
+
+def create_app(settings: ServingSettings | None = None) -> Litestar:
+    settings = settings or load_serving_settings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        url = redis_url(settings.storage)
+        client = aioredis.from_url(
+            url,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+        )
+        events_client = aioredis.from_url(url)  # pub/sub blocks; no short timeout
+        breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds)
+        reader = OnlineReader(client, breaker, metrics.redis_errors.inc)
+        holder = ModelHolder(settings, reader.has_live_sync)
+        metrics.watch_breaker(lambda: breaker.state)
+        prediction_log = PredictionLog(client)
+        reloader = Reloader(events_client, holder, settings.reload_poll_seconds)
+        app.state.update(
+            settings=settings,
+            metrics=metrics,
+            verifier=TokenVerifier(settings.jwt_key, settings.jwt_algorithm, settings.jwt_issuer),
+            breaker=breaker,
+            reader=reader,
+            holder=holder,
+            scorer=Scorer(settings, holder, reader),
+            prediction_log=prediction_log,
+        )
+        await holder.refresh()
+        if holder.current is None:
+            log.warning("no champion model yet (%s); /health/ready says so", holder.last_error)
+        prediction_log.start()
+        reloader.start()
+        try:
+            yield
+        finally:
+            await reloader.stop()
+            await prediction_log.stop()
+            await client.aclose()
+            await events_client.aclose()
+
+    return Litestar(
+        route_handlers=[PredictController, ExplainController, ModelsController, HealthController],
+        lifespan=[lifespan],
+        before_request=stamp_request,
+        middleware=[
+            request_metrics(metrics),
+            DefineMiddleware(BearerAuthMiddleware, exclude=["^/health", "^/metrics", "^/schema"]),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="churn-lakehouse scoring service",
+            version="1",
+            description="Churn probabilities, explanations and model information. "
+            "Every /v1 route needs a JWT bearer token (see `churn token`).",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        debug=False,  # tracebacks never reach clients
+    )

@@ -1,0 +1,90 @@
+"""Every prediction appended to a Redis stream without blocking the response: requests
+add entries to an in-memory buffer, a background task writes them with one pipelined
+XADD batch every few milliseconds. The `prediction_log` asset drains the stream into
+the warehouse; together they are the audit trail from data to each prediction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+
+import redis.asyncio as aioredis
+from litestar import Request
+from redis.exceptions import RedisError
+
+from serving.schemas import Prediction
+from warehouse.prediction_log import STREAM
+
+log = logging.getLogger("serving")
+
+
+class PredictionLog:
+    def __init__(
+        self, client: aioredis.Redis, max_buffer: int = 200_000, interval: float = 0.005
+    ) -> None:
+        self.client = client
+        self.interval = interval
+        # bounded: while Redis is down the oldest entries go first, and are counted
+        self.buffer: deque[dict[str, str]] = deque(maxlen=max_buffer)
+        self.dropped = 0
+        self.written = 0
+        self._task: asyncio.Task | None = None
+
+    def append(self, request: Request, predictions: list[Prediction]) -> None:
+        latency_ms = f"{(time.perf_counter() - request.state.started) * 1000:.3f}"
+        subject = request.user.subject
+        for p in predictions:
+            if p.churn_probability is None:
+                continue
+            if len(self.buffer) == self.buffer.maxlen:
+                self.dropped += 1
+            self.buffer.append(
+                {
+                    "request_id": request.state.request_id,
+                    "subject": subject,
+                    "customer_id": p.customer_id,
+                    "model_version": p.model_version or "",
+                    "variant": p.variant or "",
+                    "probability": repr(p.churn_probability),
+                    "features_as_of": p.features_as_of or "",
+                    "latency_ms": latency_ms,
+                    "reasons": json.dumps([[r.feature, r.contribution] for r in p.reasons])
+                    if p.reasons
+                    else "",
+                    "degraded": "1" if p.degraded else "0",
+                    "logged_at": repr(time.time()),
+                }
+            )
+
+    async def flush(self) -> int:
+        if not self.buffer:
+            return 0
+        batch = list(self.buffer)
+        pipe = self.client.pipeline(transaction=False)
+        for entry in batch:
+            pipe.xadd(STREAM, entry)  # type: ignore[arg-type]  # dict is invariant
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("prediction log: %d entries wait for Redis (%s)", len(batch), exc)
+            return 0
+        for _ in batch:
+            self.buffer.popleft()
+        self.written += len(batch)
+        return len(batch)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        await self.flush()

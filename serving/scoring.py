@@ -1,0 +1,123 @@
+"""The request path shared by predict, batch and explain: one online-store round trip,
+the vectors decoded straight into a float32 matrix, and the model on numpy."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from churn_assets.ml.feature_matrix import as_of_seconds, load_scoring_frame
+from serving.auth import Principal
+from serving.errors import Unavailable
+from serving.model_holder import ModelHolder
+from serving.online import OnlineReader
+from serving.predictor import LoadedModel
+from serving.schemas import Prediction
+from serving.settings import ServingSettings
+from warehouse.connection import Warehouse
+from warehouse.online_store import unpack
+
+VARIANT = "champion"
+
+
+@dataclass
+class Features:
+    """Vectors of the customers that were found (rows align with `found` positions)."""
+
+    model: LoadedModel
+    found: np.ndarray  # bool per requested id
+    as_of: np.ndarray  # epoch seconds, one per found customer
+    x: np.ndarray  # (found, width) float32
+    degraded: bool = False
+
+
+def iso_date(epoch_seconds: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_seconds, dt.UTC).isoformat()
+
+
+class Scorer:
+    def __init__(
+        self, settings: ServingSettings, holder: ModelHolder, reader: OnlineReader
+    ) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.reader = reader
+
+    def model(self) -> LoadedModel:
+        model = self.holder.current
+        if model is None:
+            raise Unavailable("no champion model loaded yet: promote a model and sync features")
+        return model
+
+    async def touch(self, principal: Principal) -> None:
+        """Count a request that reads no features against the caller's rate limit."""
+        model = self.model()
+        await self.reader.fetch(model.fs_version, (), principal.subject, *self._limits())
+
+    def _limits(self) -> tuple[int, int]:
+        return self.settings.rate_limit, self.settings.rate_window_seconds
+
+    async def features(self, principal: Principal, ids: Sequence[str]) -> Features:
+        model = self.model()
+        try:
+            lookup = await self.reader.fetch(
+                model.fs_version, ids, principal.subject, *self._limits()
+            )
+        except Unavailable:
+            if self.settings.redis_failure_mode != "degraded":
+                raise
+            return await asyncio.to_thread(self._from_warehouse, model, ids)
+        present = [b for b in lookup.blobs if b is not None]
+        found = np.fromiter((b is not None for b in lookup.blobs), bool, len(ids))
+        if present:
+            as_of, x = unpack(present, model.width)
+        else:
+            as_of, x = np.empty(0), np.empty((0, model.width), np.float32)
+        return Features(model, found, as_of, x)
+
+    def _from_warehouse(self, model: LoadedModel, ids: Sequence[str]) -> Features:
+        """Degraded mode: the same vectors from scoring_features (slower, marked)."""
+        frame = load_scoring_frame(Warehouse(self.settings.storage), list(dict.fromkeys(ids)))
+        frame["customer_id"] = frame["customer_id"].astype(str)
+        position = {cid: i for i, cid in enumerate(frame["customer_id"])}
+        found = np.fromiter((cid in position for cid in ids), bool, len(ids))
+        rows = [position[cid] for cid in ids if cid in position]
+        x = model.bundle.spec.transform(frame).astype(np.float32)[rows]
+        return Features(model, found, as_of_seconds(frame)[rows], x, degraded=True)
+
+    def predictions(
+        self, ids: Sequence[str], f: Features, explain_k: int | None
+    ) -> list[Prediction]:
+        p = f.model.probabilities(f.x) if len(f.x) else np.empty(0)
+        contrib = f.model.contributions(f.x) if explain_k and len(f.x) else None
+        now = time.time()
+        out: list[Prediction] = []
+        row = 0
+        for i, cid in enumerate(ids):
+            if not f.found[i]:
+                out.append(Prediction(customer_id=cid, status="not_found"))
+                continue
+            prob = float(p[row])
+            out.append(
+                Prediction(
+                    customer_id=cid,
+                    status="ok",
+                    churn_probability=round(prob, 6),
+                    risk_band=f.model.risk_band(prob),
+                    model_version=f.model.version,
+                    variant=VARIANT,
+                    features_as_of=iso_date(f.as_of[row]),
+                    feature_age_seconds=round(now - float(f.as_of[row]), 3),
+                    reasons=f.model.reasons(f.x[row], contrib[row], explain_k)
+                    if contrib is not None and explain_k
+                    else None,
+                    degraded=f.degraded,
+                )
+            )
+            row += 1
+        return out

@@ -1,0 +1,105 @@
+"""Settings of the scoring service, from CHURN_* environment variables with defaults.
+
+Where the warehouse, Redis and MLflow are comes from the libraries' own settings
+(warehouse.settings, churn_assets.ml.config), so the service finds what the pipeline
+wrote without extra configuration."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from churn_assets.ml.config import ModelSettings, load_model_settings
+from warehouse.settings import Settings, load_settings
+
+Algorithm = Literal["HS256", "RS256"]
+FailureMode = Literal["fail", "degraded"]
+SECRET_FILE = "secrets/jwt_secret"
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    storage: Settings
+    models: ModelSettings
+    jwt_algorithm: Algorithm = "HS256"
+    # HS256: the shared secret; RS256: the PEM public key (verification only)
+    jwt_key: str = ""
+    jwt_issuer: str = "churn-lakehouse"
+    rate_limit: int = 6_000  # requests per token subject per window
+    rate_window_seconds: int = 60
+    max_batch: int = 1_000
+    max_body_bytes: int = 1_048_576
+    max_feature_age_seconds: int = 3 * 86_400
+    redis_timeout_seconds: float = 0.05
+    redis_failure_mode: FailureMode = "fail"
+    breaker_failures: int = 5
+    breaker_reset_seconds: float = 5.0
+    reload_poll_seconds: float = 30.0
+    explain_default_k: int = 3
+
+    def __post_init__(self) -> None:
+        if self.jwt_algorithm not in ("HS256", "RS256"):
+            raise ValueError(
+                f"CHURN_JWT_ALGORITHM must be HS256 or RS256, not {self.jwt_algorithm}"
+            )
+        if self.redis_failure_mode not in ("fail", "degraded"):
+            raise ValueError(
+                f"CHURN_REDIS_FAILURE_MODE must be fail or degraded, not {self.redis_failure_mode}"
+            )
+        for name in ("rate_limit", "rate_window_seconds", "max_batch", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+
+def local_jwt_secret(home: Path) -> str:
+    """The shared secret for local use: created once under CHURN_HOME (mode 0600) so
+    `churn token` and `churn serve` agree without configuration."""
+    path = home / SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _jwt_key(env: dict[str, str], algorithm: str, home: Path) -> str:
+    if algorithm == "RS256":
+        key_file = env.get("CHURN_JWT_PUBLIC_KEY_FILE")
+        if not key_file:
+            raise ValueError("CHURN_JWT_ALGORITHM=RS256 needs CHURN_JWT_PUBLIC_KEY_FILE")
+        return Path(key_file).read_text()
+    return env.get("CHURN_JWT_SECRET") or local_jwt_secret(home)
+
+
+def load_serving_settings(environ: dict[str, str] | None = None) -> ServingSettings:
+    env = dict(os.environ if environ is None else environ)
+    storage = load_settings(env)
+    algorithm = env.get("CHURN_JWT_ALGORITHM", "HS256")
+
+    def number(name: str, default: float) -> float:
+        try:
+            return float(env.get(name, default))
+        except ValueError as exc:
+            raise ValueError(f"{name} must be a number, got {env[name]!r}") from exc
+
+    return ServingSettings(
+        storage=storage,
+        models=load_model_settings(env),
+        jwt_algorithm=algorithm,  # type: ignore[arg-type]
+        jwt_key=_jwt_key(env, algorithm, storage.home),
+        jwt_issuer=env.get("CHURN_JWT_ISSUER", "churn-lakehouse"),
+        rate_limit=int(number("CHURN_RATE_LIMIT", 6_000)),
+        rate_window_seconds=int(number("CHURN_RATE_WINDOW_SECONDS", 60)),
+        max_batch=int(number("CHURN_MAX_BATCH", 1_000)),
+        max_body_bytes=int(number("CHURN_MAX_BODY_BYTES", 1_048_576)),
+        max_feature_age_seconds=int(number("CHURN_FEATURE_MAX_AGE_SECONDS", 3 * 86_400)),
+        redis_timeout_seconds=number("CHURN_REDIS_TIMEOUT_MS", 50) / 1000,
+        redis_failure_mode=env.get("CHURN_REDIS_FAILURE_MODE", "fail"),  # type: ignore[arg-type]
+        breaker_failures=int(number("CHURN_BREAKER_FAILURES", 5)),
+        breaker_reset_seconds=number("CHURN_BREAKER_RESET_SECONDS", 5),
+        reload_poll_seconds=number("CHURN_RELOAD_POLL_SECONDS", 30),
+    )

@@ -1,0 +1,254 @@
+"""The online feature store in Redis.
+
+Layout, per feature-set version (the model's feature order and category codes):
+- `churn:fv:<sync>:<customer_id>` one key per customer and sync: the as_of time
+  (float64 epoch seconds) followed by the float32 vector in model feature order, so a
+  lookup is a single MGET with no field maps to parse;
+- `churn:online:<fs_version>:live` the pointer naming the live sync, flipped in one
+  command after a complete write, so readers never see a half-written version;
+- `churn:online:<fs_version>:info` a hash describing the live sync (size, times).
+
+Reads go through one Lua script that resolves the pointer and fetches every key
+atomically, optionally counting the caller against a rate limit in the same round trip.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import numpy as np
+import redis
+
+PREFIX = "churn"
+EVENTS_CHANNEL = f"{PREFIX}:events"
+HEADER_BYTES = 8  # float64 as_of epoch seconds
+WRITE_CHUNK = 5_000
+
+# KEYS[1] pointer, KEYS[2] rate-limit counter (or "" for none)
+# ARGV[1] limit, ARGV[2] window in ms, ARGV[3..] customer ids
+# -> {allowed: 1, or -milliseconds until the window resets; sync id or false; blobs...}
+FETCH_SCRIPT = """
+if KEYS[2] ~= '' then
+  local used = redis.call('INCR', KEYS[2])
+  if used == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+  if used > tonumber(ARGV[1]) then
+    local wait = redis.call('PTTL', KEYS[2])
+    if wait < 1 then wait = 1 end
+    return {-wait}
+  end
+end
+local sync = redis.call('GET', KEYS[1])
+if not sync or #ARGV < 3 then return {1, sync} end
+local keys = {}
+for i = 3, #ARGV do keys[#keys + 1] = 'churn:fv:' .. sync .. ':' .. ARGV[i] end
+local reply = redis.call('MGET', unpack(keys))
+table.insert(reply, 1, sync)
+table.insert(reply, 1, 1)
+return reply
+"""
+
+
+def announce(client: redis.Redis, event: dict[str, object]) -> str | None:
+    """Publish an event for the scoring services (a new champion, a new sync). Never
+    fails the caller: services also poll, so a lost event only delays a reload.
+    Returns why it could not be published, or None."""
+    try:
+        client.publish(EVENTS_CHANNEL, json.dumps(event, default=str))
+    except (redis.RedisError, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def pointer_key(fs_version: str) -> str:
+    return f"{PREFIX}:online:{fs_version}:live"
+
+
+def info_key(fs_version: str) -> str:
+    return f"{PREFIX}:online:{fs_version}:info"
+
+
+def vector_key(sync_id: str, customer_id: str) -> str:
+    return f"{PREFIX}:fv:{sync_id}:{customer_id}"
+
+
+def record_dtype(width: int) -> np.dtype:
+    return np.dtype([("as_of", "<f8"), ("values", "<f4", (width,))])
+
+
+def pack(as_of_seconds: np.ndarray, matrix: np.ndarray) -> list[bytes]:
+    """One blob per row: as_of then the float32 vector (NaN = missing)."""
+    records = np.empty(len(matrix), dtype=record_dtype(matrix.shape[1]))
+    records["as_of"] = as_of_seconds
+    records["values"] = matrix
+    raw = records.view(np.uint8).reshape(len(matrix), records.dtype.itemsize)
+    return [row.tobytes() for row in raw]
+
+
+def unpack(blobs: Sequence[bytes], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Blobs of one width -> (as_of seconds, float32 matrix)."""
+    dtype = record_dtype(width)
+    bad = [len(b) for b in blobs if len(b) != dtype.itemsize]
+    if bad:
+        raise ValueError(
+            f"online vector of {bad[0]} bytes, expected {dtype.itemsize} for {width} features"
+        )
+    records = np.frombuffer(b"".join(blobs), dtype=dtype)
+    return records["as_of"], records["values"]
+
+
+def mismatches(
+    customer_ids: Sequence[str],
+    blobs: Sequence[bytes | None],
+    as_of_seconds: np.ndarray,
+    matrix: np.ndarray,
+) -> list[str]:
+    """Where stored vectors differ from the expected rows, bit for bit (NaN equals NaN):
+    one line per customer, empty when everything matches."""
+    problems = []
+    width = matrix.shape[1]
+    expected = pack(np.asarray(as_of_seconds, dtype="<f8"), matrix.astype("<f4", copy=False))
+    for cid, blob, want in zip(customer_ids, blobs, expected, strict=True):
+        if blob is None:
+            problems.append(f"{cid}: missing from Redis")
+        elif len(blob) != len(want):
+            problems.append(f"{cid}: {len(blob)} bytes stored, expected {len(want)}")
+        elif blob != want:
+            (got_as_of, got), (want_as_of, want_values) = (
+                unpack([blob], width),
+                unpack([want], width),
+            )
+            if got_as_of[0] != want_as_of[0]:
+                problems.append(f"{cid}: as_of {got_as_of[0]} stored, {want_as_of[0]} expected")
+            diff = np.flatnonzero(got[0].view("<u4") != want_values[0].view("<u4"))
+            if len(diff):
+                problems.append(f"{cid}: features at positions {diff[:5].tolist()} differ")
+    return problems
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    fs_version: str
+    sync_id: str
+    customers: int
+    previous_sync_id: str | None
+    seconds: float
+
+
+class OnlineStore:
+    """Writes syncs and reads vectors with a synchronous client (assets, CLI, tests)."""
+
+    def __init__(self, client: redis.Redis, grace_seconds: int = 60) -> None:
+        self.client = client
+        self.grace_seconds = grace_seconds
+        self._fetch = client.register_script(FETCH_SCRIPT)
+
+    def stage(
+        self,
+        fs_version: str,
+        customer_ids: Sequence[str],
+        as_of_seconds: np.ndarray,
+        matrix: np.ndarray,
+    ) -> str:
+        """Write every vector under a new sync id, invisible to readers until publish()."""
+        if len(customer_ids) != len(matrix) or len(as_of_seconds) != len(matrix):
+            raise ValueError("customer_ids, as_of_seconds and matrix differ in length")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        sync_id = f"{fs_version}.{stamp}.{uuid.uuid4().hex[:6]}"
+        blobs = pack(np.asarray(as_of_seconds, dtype="<f8"), matrix.astype("<f4", copy=False))
+        pipe = self.client.pipeline(transaction=False)
+        for start in range(0, len(blobs), WRITE_CHUNK):
+            pipe.mset(
+                {
+                    vector_key(sync_id, cid): blob
+                    for cid, blob in zip(
+                        customer_ids[start : start + WRITE_CHUNK],
+                        blobs[start : start + WRITE_CHUNK],
+                        strict=True,
+                    )
+                }
+            )
+        pipe.execute()
+        return sync_id
+
+    def read_sync(self, sync_id: str, customer_ids: Sequence[str]) -> list[bytes | None]:
+        """Raw blobs of one sync, staged or live (None where a key is missing)."""
+        if not customer_ids:
+            return []
+        return cast(
+            list[bytes | None], self.client.mget([vector_key(sync_id, c) for c in customer_ids])
+        )
+
+    def publish(
+        self, fs_version: str, sync_id: str, customers: int, info: dict[str, object]
+    ) -> SyncResult:
+        """Flip the pointer to sync_id in one transaction, then let older syncs of this
+        feature-set version expire after a grace period (readers mid-request finish)."""
+        started = time.perf_counter()
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(pointer_key(fs_version), sync_id, get=True)
+        pipe.delete(info_key(fs_version))
+        pipe.hset(
+            info_key(fs_version),
+            mapping={
+                k: json.dumps(v, default=str)
+                for k, v in {**info, "sync_id": sync_id, "customers": customers}.items()
+            },
+        )
+        previous_raw, *_ = pipe.execute()
+        previous = previous_raw.decode() if previous_raw else None
+        self.expire_stale(fs_version, keep=sync_id)
+        announce(self.client, {"event": "online_sync", "fs_version": fs_version})
+        return SyncResult(
+            fs_version=fs_version,
+            sync_id=sync_id,
+            customers=customers,
+            previous_sync_id=previous,
+            seconds=time.perf_counter() - started,
+        )
+
+    def expire_stale(self, fs_version: str, keep: str) -> int:
+        """Put a TTL on every vector of this feature-set version outside the live sync:
+        the previous sync and any sync a crashed run left staged."""
+        expiring = 0
+        pipe = self.client.pipeline(transaction=False)
+        for key in self.client.scan_iter(match=f"{PREFIX}:fv:{fs_version}.*", count=5_000):
+            if not key.decode().startswith(f"{PREFIX}:fv:{keep}:"):
+                pipe.expire(key, self.grace_seconds)
+                expiring += 1
+                if len(pipe) >= WRITE_CHUNK:
+                    pipe.execute()
+        pipe.execute()
+        return expiring
+
+    def discard(self, sync_id: str) -> None:
+        """Drop a staged sync that must not go live (a failed parity check)."""
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=f"{PREFIX}:fv:{sync_id}:*", count=5_000):
+            batch.append(key)
+            if len(batch) >= WRITE_CHUNK:
+                self.client.unlink(*batch)
+                batch = []
+        if batch:
+            self.client.unlink(*batch)
+
+    def live_sync(self, fs_version: str) -> str | None:
+        raw = cast(bytes | None, self.client.get(pointer_key(fs_version)))
+        return raw.decode() if raw else None
+
+    def info(self, fs_version: str) -> dict[str, object]:
+        raw = cast(dict[bytes, bytes], self.client.hgetall(info_key(fs_version)))
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def fetch(
+        self, fs_version: str, customer_ids: Sequence[str]
+    ) -> tuple[str | None, list[bytes | None]]:
+        """(live sync id, one blob or None per customer), resolved atomically."""
+        reply = self._fetch(keys=[pointer_key(fs_version), ""], args=[0, 0, *customer_ids])
+        sync = reply[1].decode() if len(reply) > 1 and reply[1] else None
+        return sync, list(reply[2:]) if sync else [None] * len(customer_ids)
