@@ -9,6 +9,7 @@ from churn_assets.defs.point_in_time import point_in_time_recomputation
 from churn_assets.defs.prediction_log import prediction_log
 from churn_assets.defs.raw import raw_assets, raw_contract_checks
 from churn_assets.defs.registry import churn_model_promotion
+from churn_assets.defs.scoring import batch_scores
 from churn_assets.defs.training import MODEL_GROUP, churn_model_candidate
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
 from sensors.landing import landing_zone_sensor
@@ -21,6 +22,7 @@ ASSETS = [
     churn_model_promotion,
     online_features,
     prediction_log,
+    batch_scores,
 ]
 ASSET_CHECKS = [*raw_contract_checks, point_in_time_recomputation]
 

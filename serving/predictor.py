@@ -12,6 +12,7 @@ import numpy as np
 
 from churn_assets.ml.bundle import ModelBundle
 from churn_assets.ml.calibration import Calibrator
+from churn_assets.ml.explain import risk_band, top_k
 from serving.schemas import Reason
 
 
@@ -43,10 +44,7 @@ class LoadedModel:
         return np.asarray(self.bundle.booster.predict(x, num_threads=1, pred_contrib=True))
 
     def risk_band(self, p: float) -> str:
-        """high: at or above the campaign threshold; medium: above half of it."""
-        if p >= self.threshold:
-            return "high"
-        return "medium" if p >= self.threshold / 2 else "low"
+        return risk_band(p, self.threshold)
 
     def feature_value(self, j: int, value: float) -> float | str | None:
         if np.isnan(value):
@@ -58,7 +56,7 @@ class LoadedModel:
 
     def reasons(self, x_row: np.ndarray, contrib_row: np.ndarray, k: int) -> list[Reason]:
         """The k features that move this customer's score most, either way."""
-        top = np.argsort(-np.abs(contrib_row[: self.width]), kind="stable")[:k]
+        top = top_k(contrib_row[None, : self.width], k)[0]
         return [
             Reason(
                 feature=self.names[j],

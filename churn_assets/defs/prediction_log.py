@@ -34,7 +34,7 @@ def prediction_log(
             "rows_inserted": report.inserted,
             "batches": report.batches,
             "seconds": dg.MetadataValue.float(round(report.seconds, 3)),
-            "entries_per_minute": dg.MetadataValue.float(round(rate)),
+            "entries_per_minute": dg.MetadataValue.float(float(round(rate))),
             "table": PREDICTION_LOG,
         }
     )

@@ -52,6 +52,7 @@ def test_train_gate_promote_reproduce_refuse_and_roll_back(
     # the champion's features went online, checked against the warehouse first
     assert "pass  online_features:online_offline_parity" in out
     assert "materialized  online_features" in out
+    assert "materialized  batch_scores" in out and "materialized  prediction_log" in out
 
     assert cli.main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)

@@ -87,3 +87,22 @@ def test_entries_with_missing_or_bad_fields_become_nulls(duckdb_settings, redis_
     row = wh.query_df(f"SELECT * FROM {PREDICTION_LOG}").iloc[0]
     assert row["customer_id"] == "C1"
     assert row["probability"] != row["probability"]  # NaN / NULL
+
+
+def test_the_asset_drains_and_reports_its_rate(duckdb_settings, redis_url) -> None:
+    import dagster as dg
+
+    from churn_assets.defs.prediction_log import prediction_log
+    from churn_assets.resources import RedisResource, WarehouseResource
+
+    _append(redis.Redis.from_url(redis_url), 50)
+    result = dg.materialize(
+        [prediction_log],
+        resources={
+            "warehouse": WarehouseResource(home=str(duckdb_settings.home)),
+            "redis_store": RedisResource(url=redis_url),
+        },
+    )
+    metadata = result.asset_materializations_for_node("prediction_log")[0].metadata
+    assert metadata["entries_drained"].value == 50 and metadata["rows_inserted"].value == 50
+    assert metadata["entries_per_minute"].value > 0
