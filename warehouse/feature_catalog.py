@@ -24,6 +24,19 @@ FAMILIES: dict[str, str] = {
 }
 WINDOWS: tuple[int, ...] = (7, 30, 90, 180)
 WINDOW_RULE = "over the {w} days before as_of_date (as_of_date itself excluded)"
+# Exponentially weighted sums of the families carrying the engagement signal: a fixed
+# window weighs a day 30 days back as much as yesterday, so it lags an engagement level
+# that drifts from week to week; several half-lives let a model weigh recency itself.
+EWM_FAMILIES: tuple[str, ...] = ("login", "usage")
+EWM_HALF_LIVES: tuple[int, ...] = (3, 7, 14, 30)
+EWM_RULE = (
+    "over the 180 days before as_of_date, each day weighted 0.5^((age - 1) / {h}) where "
+    "age is its distance in days from as_of_date (the day before as_of_date weighs 1)"
+)
+# Families whose recent mean reading is compared with the customer's own peak, so a
+# reading is read against what this customer usually reaches (seats: share in use).
+PEAK_FAMILIES: tuple[str, ...] = ("seats",)
+PEAK_WINDOWS: tuple[int, ...] = (7, 30)  # each must be one of WINDOWS
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,38 @@ def behavioural_features() -> list[Feature]:
             "bigint",
             "Active days in the last 30 days minus active days in the 30 days before those.",
         ),
+    ]
+    for h in EWM_HALF_LIVES:
+        rule = EWM_RULE.format(h=h)
+        for family in EWM_FAMILIES:
+            out.append(
+                Feature(
+                    f"{family}_value_ewm{h}d",
+                    "double precision",
+                    f"Exponentially weighted sum (half-life {h} days) of the value of "
+                    f"{FAMILIES[family]} {rule}.",
+                )
+            )
+        out.append(
+            Feature(
+                f"active_days_ewm{h}d",
+                "double precision",
+                f"Exponentially weighted count (half-life {h} days) of days with any activity "
+                f"event {rule}.",
+            )
+        )
+    for family in PEAK_FAMILIES:
+        for w in PEAK_WINDOWS:
+            out.append(
+                Feature(
+                    f"{family}_mean_vs_peak_{w}d",
+                    "double precision",
+                    f"Mean value per event of {FAMILIES[family]} over the {w} days before "
+                    "as_of_date, divided by the highest daily mean value per event in the 180 "
+                    "days before as_of_date; null without events in the window or a positive peak.",
+                )
+            )
+    out += [
         Feature(
             "avg_ticket_severity_90d",
             "double precision",

@@ -22,6 +22,7 @@ RECOMPUTED = (
     "invoice_value_90d",
     "payment_failure_count_180d",
     "active_days_30d",
+    "active_days_ewm7d",
     "tenure_days",
     "churned",
 )
@@ -72,6 +73,7 @@ def recompute(
                     (_since(before, as_of, 180)["family"] == "payment_failure").sum()
                 ),
                 "active_days_30d": last_30.loc[last_30["is_activity"], "day"].nunique(),
+                "active_days_ewm7d": _ewm_active_days(_since(before, as_of, 180), as_of, 7),
                 "tenure_days": (as_of - signup.iloc[0].normalize()).days,
                 "churned": _label(str(customer_id), as_of, horizon, mine, raw, settings),
             }
@@ -81,6 +83,13 @@ def recompute(
 
 def _since(events: pd.DataFrame, as_of: pd.Timestamp, days: int) -> pd.DataFrame:
     return events[events["occurred_at"] >= as_of - pd.Timedelta(days=days)]
+
+
+def _ewm_active_days(events: pd.DataFrame, as_of: pd.Timestamp, half_life: int) -> float:
+    """Active days weighted 0.5^((age - 1) / half_life), age in days before as_of."""
+    days = events.loc[events["is_activity"], "day"].drop_duplicates()
+    age = (as_of.normalize() - days).dt.days.to_numpy(dtype=float)
+    return float(np.power(0.5, (age - 1) / half_life).sum())
 
 
 def _label(

@@ -2,6 +2,17 @@
 
 {% macro feature_families() %}{{ return(var('feature_families')) }}{% endmacro %}
 {% macro feature_windows() %}{{ return(var('feature_windows')) }}{% endmacro %}
+{% macro ewm_families() %}{{ return(var('ewm_families')) }}{% endmacro %}
+{% macro ewm_half_lives() %}{{ return(var('ewm_half_lives')) }}{% endmacro %}
+{% macro peak_families() %}{{ return(var('peak_families')) }}{% endmacro %}
+{% macro peak_windows() %}{{ return(var('peak_windows')) }}{% endmacro %}
+
+{#- Weight of a day `age_days` before as_of_date (1 = the day just before) in an
+    exponentially weighted sum: 1 for that day, halving every half_life days. The age is
+    cast to double so DuckDB and Postgres both compute in floating point. -#}
+{% macro ewm_weight(age_days, half_life) -%}
+    exp({{ -0.6931471805599453 / half_life }} * cast({{ age_days }} - 1 as double precision))
+{%- endmacro %}
 
 {#- CASE expression mapping a raw event_type to its feature family (null when unmapped). -#}
 {% macro event_family(column) -%}
@@ -28,8 +39,21 @@
         {%- do cols.append(f ~ '_count_trend_30d') -%}
         {%- do cols.append(f ~ '_days_since_last') -%}
     {%- endfor -%}
-    {%- for c in ['active_days_7d', 'active_days_30d', 'active_days_90d', 'activity_trend_30d',
-                  'avg_ticket_severity_90d', 'avg_satisfaction_90d', 'payment_failure_rate_90d',
+    {%- for c in ['active_days_7d', 'active_days_30d', 'active_days_90d', 'activity_trend_30d'] -%}
+        {%- do cols.append(c) -%}
+    {%- endfor -%}
+    {%- for h in ewm_half_lives() -%}
+        {%- for f in ewm_families() -%}
+            {%- do cols.append(f ~ '_value_ewm' ~ h ~ 'd') -%}
+        {%- endfor -%}
+        {%- do cols.append('active_days_ewm' ~ h ~ 'd') -%}
+    {%- endfor -%}
+    {%- for f in peak_families() -%}
+        {%- for w in peak_windows() -%}
+            {%- do cols.append(f ~ '_mean_vs_peak_' ~ w ~ 'd') -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- for c in ['avg_ticket_severity_90d', 'avg_satisfaction_90d', 'payment_failure_rate_90d',
                   'tenure_days', 'current_plan', 'monthly_revenue', 'subscriptions_before',
                   'upgrades_180d', 'downgrades_180d', 'days_since_plan_change'] -%}
         {%- do cols.append(c) -%}

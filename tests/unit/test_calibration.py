@@ -35,3 +35,15 @@ def test_round_trip_keeps_predictions(method):
 def test_single_class_fold_is_refused():
     with pytest.raises(ValueError, match="both churners"):
         Calibrator.fit(np.array([0.1, 0.2]), np.array([0, 0]))
+
+
+def test_isotonic_keeps_the_ranking_of_distinct_scores():
+    # A step function would tie every score inside a block; the map must keep them apart.
+    rng = np.random.default_rng(1)
+    scores = rng.random(3000)
+    labels = (rng.random(3000) < scores**3).astype(int)
+    cal = Calibrator.fit(scores, labels, "isotonic")
+    inner = np.sort(scores[(scores > cal.x[1]) & (scores < cal.x[-2])])
+    out = cal.transform(inner)
+    assert np.all(np.diff(out) > 0)
+    assert np.all(np.diff(cal.transform(np.sort(scores))) >= 0)

@@ -4,8 +4,12 @@ import yaml
 
 from tests.conftest import ROOT
 from warehouse.feature_catalog import (
+    EWM_FAMILIES,
+    EWM_HALF_LIVES,
     FAMILIES,
     MARTS_SCHEMA_PATH,
+    PEAK_FAMILIES,
+    PEAK_WINDOWS,
     WINDOWS,
     behavioural_features,
     render_marts_schema,
@@ -24,6 +28,12 @@ def test_dbt_vars_match_the_catalog_and_the_settings():
     dbt_vars = project["vars"]
     assert dbt_vars["feature_families"] == list(FAMILIES)
     assert dbt_vars["feature_windows"] == list(WINDOWS)
+    assert dbt_vars["ewm_families"] == list(EWM_FAMILIES)
+    assert dbt_vars["ewm_half_lives"] == list(EWM_HALF_LIVES)
+    assert dbt_vars["peak_families"] == list(PEAK_FAMILIES)
+    assert dbt_vars["peak_windows"] == list(PEAK_WINDOWS)
+    assert set(EWM_FAMILIES) | set(PEAK_FAMILIES) <= set(FAMILIES)
+    assert set(PEAK_WINDOWS) <= set(WINDOWS)
     assert dbt_vars["event_families"] == DEFAULT_EVENT_FAMILIES
     defaults = load_settings({}).dbt_vars()
     for name in (

@@ -24,6 +24,16 @@ bucketed as (
         sum(d.{{ f }}_value) as {{ f }}_value,
         max(d.event_date) filter (where d.{{ f }}_n > 0) as {{ f }}_last_date,
         {%- endfor %}
+        {#- Exponentially weighted sums add up across buckets like plain sums. #}
+        {%- for h in ewm_half_lives() %}
+        {%- for f in ewm_families() %}
+        sum(d.{{ f }}_value * {{ ewm_weight('(s.as_of_date - d.event_date)', h) }}) as {{ f }}_value_ewm{{ h }}d,
+        {%- endfor %}
+        sum(case when d.is_active then {{ ewm_weight('(s.as_of_date - d.event_date)', h) }} else 0 end) as active_days_ewm{{ h }}d,
+        {%- endfor %}
+        {%- for f in peak_families() %}
+        max(d.{{ f }}_value / nullif(d.{{ f }}_n, 0)) as {{ f }}_peak,
+        {%- endfor %}
         count(*) filter (where d.is_active) as active_days
     from spine s
     join {{ ref('int_customer_daily') }} d
@@ -44,6 +54,15 @@ events as (
         {%- endfor %}
         cast(coalesce(sum(b.{{ f }}_n) filter (where b.bucket = 60), 0) as bigint) as {{ f }}_count_prev_30d,
         max(b.{{ f }}_last_date) as {{ f }}_last_date,
+        {%- endfor %}
+        {%- for h in ewm_half_lives() %}
+        {%- for f in ewm_families() %}
+        cast(coalesce(sum(b.{{ f }}_value_ewm{{ h }}d), 0) as double precision) as {{ f }}_value_ewm{{ h }}d,
+        {%- endfor %}
+        cast(coalesce(sum(b.active_days_ewm{{ h }}d), 0) as double precision) as active_days_ewm{{ h }}d,
+        {%- endfor %}
+        {%- for f in peak_families() %}
+        max(b.{{ f }}_peak) as {{ f }}_peak,
         {%- endfor %}
         cast(coalesce(sum(b.active_days) filter (where b.bucket <= 7), 0) as bigint) as active_days_7d,
         cast(coalesce(sum(b.active_days) filter (where b.bucket <= 30), 0) as bigint) as active_days_30d,
@@ -104,6 +123,19 @@ select
     e.active_days_30d,
     e.active_days_90d,
     cast(e.active_days_30d - e.active_days_prev_30d as bigint) as activity_trend_30d,
+    {%- for h in ewm_half_lives() %}
+    {%- for f in ewm_families() %}
+    e.{{ f }}_value_ewm{{ h }}d,
+    {%- endfor %}
+    e.active_days_ewm{{ h }}d,
+    {%- endfor %}
+    {#- Mean reading per event in the window over the peak daily reading in 180 days. #}
+    {%- for f in peak_families() %}
+    {%- for w in peak_windows() %}
+    cast(case when e.{{ f }}_count_{{ w }}d > 0 and e.{{ f }}_peak > 0
+         then e.{{ f }}_value_{{ w }}d / e.{{ f }}_count_{{ w }}d / e.{{ f }}_peak end as double precision) as {{ f }}_mean_vs_peak_{{ w }}d,
+    {%- endfor %}
+    {%- endfor %}
     cast(case when e.ticket_count_90d > 0 then e.ticket_value_90d / e.ticket_count_90d end as double precision) as avg_ticket_severity_90d,
     cast(case when e.satisfaction_count_90d > 0 then e.satisfaction_value_90d / e.satisfaction_count_90d end as double precision) as avg_satisfaction_90d,
     cast(case when e.invoice_count_90d + e.payment_failure_count_90d > 0
