@@ -71,7 +71,7 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
         )
         await holder.refresh()
         if holder.current is None:
-            log.warning("no champion model yet (%s); /health/ready says so", holder.last_error)
+            log.warning("%s; /health/ready says so until one is loaded", holder.last_error)
         prediction_log.start()
         reloader.start()
         try:

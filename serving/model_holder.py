@@ -58,6 +58,10 @@ class ModelHolder:
                 return False
             self.last_error = None
             if loaded is None:
+                if self.current is None:
+                    self.last_error = (
+                        f"no {self.settings.models.model_name} version is champion yet"
+                    )
                 return False
             if (
                 self.current

@@ -271,3 +271,18 @@ async def test_every_prediction_lands_in_the_log_stream(client, customers) -> No
     request_id = response.json()["request_id"]
     assert all(e["request_id"] == request_id and e["subject"] == "auditor" for e in logged)
     assert all(e["model_version"] == "1" and e["reasons"].startswith("[[") for e in logged)
+
+
+async def test_without_a_champion_the_service_is_up_but_not_ready(
+    serving_env, monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    async with AsyncTestClient(app=create_app(load_serving_settings())) as client:
+        assert (await client.get("/health/live")).status_code == 200
+        ready = await client.get("/health/ready")
+        predict = await client.post(
+            "/v1/predict", json={"customer_id": "C1"}, headers=bearer("scorer")
+        )
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["model"] == "none (no churn-model version is champion yet)"
+    assert predict.status_code == 503 and "no champion model" in predict.json()["detail"]
