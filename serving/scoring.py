@@ -4,6 +4,7 @@ the vectors decoded straight into a float32 matrix, and the model on numpy."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -55,9 +56,12 @@ class Scorer:
         return model
 
     async def touch(self, principal: Principal) -> None:
-        """Count a request that reads no features against the caller's rate limit."""
+        """Count a request that reads no features against the caller's rate limit. With
+        Redis down the limit cannot be counted; such requests need no Redis otherwise,
+        so they go ahead rather than fail."""
         model = self.model()
-        await self.reader.fetch(model.fs_version, (), principal.subject, *self._limits())
+        with contextlib.suppress(Unavailable):
+            await self.reader.fetch(model.fs_version, (), principal.subject, *self._limits())
 
     def _limits(self) -> tuple[int, int]:
         return self.settings.rate_limit, self.settings.rate_window_seconds

@@ -194,6 +194,9 @@ async def test_redis_down_fails_fast_or_degrades_and_recovers(
             assert "churn_redis_circuit_state 2.0" in metrics
             assert "churn_redis_errors_total 2.0" in metrics
 
+            what_if = await fail.post("/v1/predict/features", json={"features": {}})
+            assert what_if.status_code == 400  # validated, not refused for want of Redis
+
             degraded = (await degrade.post("/v1/predict", json=body)).json()["predictions"]
             assert all(p["degraded"] for p in degraded)
             assert [p["churn_probability"] for p in degraded] == [
