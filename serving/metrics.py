@@ -52,9 +52,6 @@ class ServiceMetrics:
             "churn_redis_circuit_state", "Redis circuit breaker: 0 closed, 1 half open, 2 open",
             registry=r,
         )  # fmt: skip
-        self.model_version = Gauge(
-            "churn_model_info", "The serving model version (value 1)", ["version"], registry=r
-        )
 
     def watch_breaker(self, state: Callable[[], str]) -> None:
         self.breaker_state.set_function(lambda: BREAKER_STATES[state()])

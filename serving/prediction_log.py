@@ -6,6 +6,7 @@ the warehouse; together they are the audit trail from data to each prediction.""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
@@ -23,10 +24,18 @@ log = logging.getLogger("serving")
 
 class PredictionLog:
     def __init__(
-        self, client: aioredis.Redis, max_buffer: int = 200_000, interval: float = 0.005
+        self,
+        client: aioredis.Redis,
+        max_buffer: int = 200_000,
+        interval: float = 0.005,
+        max_batch: int = 256,
     ) -> None:
+        """Entries wait about `interval` seconds. A flush packs at most `max_batch`
+        entries: packing is Python work on the event loop, and a long pause there would
+        make concurrent requests miss their Redis timeout."""
         self.client = client
         self.interval = interval
+        self.max_batch = max_batch
         # bounded: while Redis is down the oldest entries go first, and are counted
         self.buffer: deque[dict[str, str]] = deque(maxlen=max_buffer)
         self.dropped = 0
@@ -62,7 +71,7 @@ class PredictionLog:
     async def flush(self) -> int:
         if not self.buffer:
             return 0
-        batch = list(self.buffer)
+        batch = list(itertools.islice(self.buffer, self.max_batch))
         pipe = self.client.pipeline(transaction=False)
         for entry in batch:
             pipe.xadd(STREAM, entry)  # type: ignore[arg-type]  # dict is invariant
@@ -78,8 +87,9 @@ class PredictionLog:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
+            written = await self.flush()
+            # a full batch means a backlog: go on after letting requests run
+            await asyncio.sleep(0 if written == self.max_batch else self.interval)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run())
@@ -87,4 +97,5 @@ class PredictionLog:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-        await self.flush()
+        while self.buffer and await self.flush():
+            pass

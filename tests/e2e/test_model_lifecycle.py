@@ -1,6 +1,7 @@
 """The model half of the graph on a small data set with a tiny search budget: search,
 evaluation, gates and promotion through `churn materialize`, then reproduce, a leaking
-feature refused by the gates, manual promotion and rollback, all on the ledger."""
+feature refused by the gates, manual promotion and rollback, and a deliberately worse
+model refused against the champion, all on the ledger."""
 
 import datetime as dt
 import json
@@ -99,10 +100,28 @@ def test_train_gate_promote_reproduce_refuse_and_roll_back(
     assert "champion back to v1" in capsys.readouterr().out
     assert cli.main(["rollback"]) == 2
 
+    # A deliberately worse model: the leak gone, the training periods' labels replaced by
+    # noise (the holdout keeps its true labels), so the candidate has learned nothing.
+    with wh.transaction() as s:
+        s.execute("DELETE FROM analytics.customer_attributes WHERE attribute_name = 'churned_ever'")
+        s.execute(
+            "UPDATE analytics.training_examples "
+            "SET churned = CASE WHEN hash(customer_id || CAST(as_of_date AS VARCHAR)) % 8 = 0 "
+            "THEN 1 ELSE 0 END "
+            "WHERE as_of_date < (SELECT max(as_of_date) FROM analytics.training_examples)"
+        )
+    assert cli.main(["materialize", "--select", "group:models"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  churn_model_evaluation:not_worse_than_champion" in out
+    assert "NOT RUN       churn_model_promotion" in out
+    champion = client.get_model_version_by_alias("churn-model", "champion")
+    assert str(champion.version) == "1"
+
     ledger = PromotionLedger(wh).history("churn-model")
     assert list(ledger["action"]) == [
-        "challenger", "promote", "refuse", "challenger", "promote", "rollback",
+        "challenger", "promote", "refuse", "challenger", "promote", "rollback", "refuse",
     ]  # fmt: skip
+    assert "not_worse_than_champion" in ledger.iloc[6]["reasons"]
     refusal = ledger.iloc[2]
     assert "leakage_alarm" in refusal["reasons"] and json.loads(refusal["evidence"])["gates"]
     assert ledger.iloc[4]["version_after"] == "2" and ledger.iloc[5]["version_after"] == "1"

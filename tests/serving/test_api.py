@@ -261,7 +261,7 @@ async def test_every_prediction_lands_in_the_log_stream(client, customers) -> No
         headers=bearer("scorer", "auditor"),
     )
     stream = redis.Redis.from_url(TEST_REDIS_URL)
-    for _ in range(200):  # the writer flushes every few milliseconds in the background
+    for _ in range(200):  # the writer flushes every few ms in the background
         if stream.xlen(STREAM) >= 3:
             break
         await anyio.sleep(0.01)
