@@ -52,12 +52,14 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
             socket_timeout=settings.redis_timeout_seconds,
             socket_connect_timeout=settings.redis_timeout_seconds,
         )
-        events_client = aioredis.from_url(url)  # pub/sub blocks; no short timeout
+        events_client = aioredis.from_url(url)  # pub/sub and the log writer: no short timeout
         breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds)
         reader = OnlineReader(client, breaker, metrics.redis_errors.inc)
         holder = ModelHolder(settings, reader.has_live_sync)
         metrics.watch_breaker(lambda: breaker.state)
-        prediction_log = PredictionLog(client)
+        # not the request-path client: a 50 ms timeout on a large XADD pipeline would
+        # resend entries Redis had already written
+        prediction_log = PredictionLog(events_client)
         reloader = Reloader(events_client, holder, settings.reload_poll_seconds)
         app.state.update(
             settings=settings,

@@ -52,9 +52,10 @@ class ModelHolder:
             known = self.current.version if self.current else None
             try:
                 loaded = await asyncio.to_thread(self._load, known)
-            except Exception as exc:  # keep serving the old model; readiness shows why
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("champion reload failed: %s", self.last_error)
+            except Exception as exc:  # keep serving the old model; the log says why
+                log.warning("champion reload failed: %s: %s", type(exc).__name__, exc)
+                # readiness is public: the exception type only, no paths or URIs
+                self.last_error = f"loading the champion failed ({type(exc).__name__})"
                 return False
             self.last_error = None
             if loaded is None:

@@ -4,6 +4,7 @@ breaker so a dead Redis costs a fast failure instead of a timeout per request.""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import math
@@ -96,6 +97,9 @@ class OnlineReader:
             self.on_error()
             self.breaker.failure()
             raise Unavailable(f"online feature store unavailable: {type(exc).__name__}") from exc
+        except asyncio.CancelledError:
+            self.breaker.probing = False  # a cancelled probe must not hold the circuit open
+            raise
         self.breaker.success()
         if reply[0] < 0:
             raise RateLimited(max(1, math.ceil(-reply[0] / 1000)))

@@ -41,6 +41,7 @@ class PredictionLog:
         self.dropped = 0
         self.written = 0
         self._task: asyncio.Task | None = None
+        self._flushing = asyncio.Lock()
 
     def append(self, request: Request, predictions: list[Prediction]) -> None:
         latency_ms = f"{(time.perf_counter() - request.state.started) * 1000:.3f}"
@@ -69,6 +70,12 @@ class PredictionLog:
             )
 
     async def flush(self) -> int:
+        # one flush at a time: the writer task and stop() would otherwise both send and
+        # then both remove the same entries
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         if not self.buffer:
             return 0
         batch = list(itertools.islice(self.buffer, self.max_batch))
@@ -95,6 +102,7 @@ class PredictionLog:
         self._task = asyncio.create_task(self.run())
 
     async def stop(self) -> None:
+        """Stop the writer, then write what is left."""
         if self._task:
             self._task.cancel()
         while self.buffer and await self.flush():

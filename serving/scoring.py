@@ -75,7 +75,13 @@ class Scorer:
         except Unavailable:
             if self.settings.redis_failure_mode != "degraded":
                 raise
-            return await asyncio.to_thread(self._from_warehouse, model, ids)
+            try:
+                return await asyncio.to_thread(self._from_warehouse, model, ids)
+            except Exception as exc:  # a locked DuckDB file, Postgres down: still a 503
+                raise Unavailable(
+                    f"online store unavailable and the warehouse fallback failed "
+                    f"({type(exc).__name__})"
+                ) from exc
         present = [b for b in lookup.blobs if b is not None]
         found = np.fromiter((b is not None for b in lookup.blobs), bool, len(ids))
         if present:

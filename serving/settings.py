@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +26,7 @@ class ServingSettings:
     models: ModelSettings
     jwt_algorithm: Algorithm = "HS256"
     # HS256: the shared secret; RS256: the PEM public key (verification only)
-    jwt_key: str = ""
+    jwt_key: str = field(default="", repr=False)
     jwt_issuer: str = "churn-lakehouse"
     rate_limit: int = 6_000  # requests per token subject per window
     rate_window_seconds: int = 60

@@ -131,6 +131,11 @@ def mismatches(
     return problems
 
 
+def _staged_at(sync_id: str) -> str:
+    """The UTC stamp inside `<fs_version>.<YYYYmmddTHHMMSS>.<hex>`; sorts by time."""
+    return sync_id.split(".")[1]
+
+
 @dataclass(frozen=True)
 class SyncResult:
     fs_version: str
@@ -213,12 +218,14 @@ class OnlineStore:
         )
 
     def expire_stale(self, fs_version: str, keep: str) -> int:
-        """Put a TTL on every vector of this feature-set version outside the live sync:
-        the previous sync and any sync a crashed run left staged."""
+        """Put a TTL on every vector of this feature-set version from a sync staged
+        before the live one: the previous sync and any a crashed run left behind. A sync
+        staged later (a concurrent run) is left alone; it will replace this one."""
         expiring = 0
         pipe = self.client.pipeline(transaction=False)
         for key in self.client.scan_iter(match=f"{PREFIX}:fv:{fs_version}.*", count=5_000):
-            if not key.decode().startswith(f"{PREFIX}:fv:{keep}:"):
+            sync = key.decode()[len(f"{PREFIX}:fv:") :].split(":", 1)[0]
+            if sync != keep and _staged_at(sync) <= _staged_at(keep):
                 pipe.expire(key, self.grace_seconds)
                 expiring += 1
                 if len(pipe) >= WRITE_CHUNK:

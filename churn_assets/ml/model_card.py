@@ -52,7 +52,7 @@ class ModelCardInputs:
 # --------------------------------------------------------------------------- values
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     """A finite float, or None for missing / NaN / inf / non-numeric values."""
     if isinstance(value, bool) or value is None:
         return None
@@ -118,7 +118,7 @@ def _period_limits(training: Mapping[str, Any]) -> list[str]:
 
 
 def _holdout_limits(holdout: Mapping[str, Any]) -> list[str]:
-    rows, churners = _number(holdout.get("rows")), _number(holdout.get("churners"))
+    rows, churners = finite_number(holdout.get("rows")), finite_number(holdout.get("churners"))
     if rows is None or churners is None:
         return ["The holdout size was not recorded, so the metrics' reliability is unknown."]
     limits = [
@@ -134,12 +134,12 @@ def _holdout_limits(holdout: Mapping[str, Any]) -> list[str]:
 
 
 def _interval_width(name: str, metric: Mapping[str, Any]) -> float | None:
-    low, high = _number(metric.get("ci_low")), _number(metric.get("ci_high"))
+    low, high = finite_number(metric.get("ci_low")), finite_number(metric.get("ci_high"))
     if low is None or high is None:
         return None
     width = high - low
     if name in RELATIVE_WIDTH_METRICS:
-        value = _number(metric.get("value"))
+        value = finite_number(metric.get("value"))
         return width / abs(value) if value else None
     return width
 
@@ -162,7 +162,7 @@ def _fairness_limits(fairness: Mapping[str, Any]) -> list[str]:
     limits = []
     for segment, report in fairness.items():
         groups = [_mapping(group) for group in _sequence(_mapping(report).get("groups"))]
-        small = [g for g in groups if (_number(g.get("rows")) or 0) < MIN_GROUP_ROWS]
+        small = [g for g in groups if (finite_number(g.get("rows")) or 0) < MIN_GROUP_ROWS]
         if small:
             listed = ", ".join(f"{g.get('group')} ({_fmt(g.get('rows'))} rows)" for g in small)
             limits.append(
@@ -182,10 +182,10 @@ def _calibration_rows(calibration: Mapping[str, Any]) -> float | None:
     for key in ("fold_rows", "rows", "fold rows"):
         value = calibration.get(key)
         if isinstance(value, list | tuple):
-            sizes = [n for n in (_number(v) for v in value) if n is not None]
+            sizes = [n for n in (finite_number(v) for v in value) if n is not None]
             return min(sizes) if sizes else None
-        if _number(value) is not None:
-            return _number(value)
+        if finite_number(value) is not None:
+            return finite_number(value)
     return None
 
 
@@ -232,7 +232,7 @@ def _documentation_limits(features: Sequence[str], docs: Mapping[str, str]) -> l
 
 
 def _threshold_limits(evaluation: Mapping[str, Any]) -> list[str]:
-    threshold = _number(evaluation.get("threshold"))
+    threshold = finite_number(evaluation.get("threshold"))
     economics = _mapping(_mapping(evaluation.get("business")).get("economics"))
     if threshold is None or not economics:
         return []
@@ -338,7 +338,7 @@ def _fmt(value: Any) -> str:
 
 
 def _money(value: Any) -> str:
-    number = _number(value)
+    number = finite_number(value)
     return NA if number is None else f"{number:,.2f}"
 
 

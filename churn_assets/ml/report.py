@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from sklearn.metrics import (
 )
 
 from churn_assets.ml.metrics import METRIC_ORDER
+from churn_assets.ml.model_card import finite_number
 
 PLOT_KEYS = (
     "roc",
@@ -337,20 +337,8 @@ def _shap_dependence_figure(
 # --------------------------------------------------------------------------- formatting
 
 
-def _number(value: Any) -> float | None:
-    """A finite float, or None for None/NaN/inf/non-numbers: the one place that decides
-    what renders as n/a."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _fmt(value: Any, digits: int = 4) -> str:
-    number = _number(value)
+    number = finite_number(value)
     if number is None:
         return NA
     if isinstance(value, int | np.integer):
@@ -359,7 +347,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def _money(value: Any) -> str:
-    number = _number(value)
+    number = finite_number(value)
     return NA if number is None else f"{number:,.0f}"
 
 
@@ -393,7 +381,7 @@ def _metric_parts(entry: Any) -> tuple[Any, Any, Any]:
 
 
 def _ci(low: Any, high: Any) -> str:
-    if _number(low) is None and _number(high) is None:
+    if finite_number(low) is None and finite_number(high) is None:
         return NA
     return f"[{_fmt(low)}, {_fmt(high)}]"
 

@@ -47,7 +47,10 @@ def test_the_previous_sync_expires_after_a_flip(store: OnlineStore) -> None:
     store.publish("fs-test", first, len(IDS), {})
     orphan = store.stage("fs-test", IDS[:10], AS_OF[:10], _matrix(9.0)[:10])  # a crashed run
     second = store.stage("fs-test", IDS, AS_OF, _matrix(2.0))
+    later = "fs-test.99991231T000000.abcdef"  # staged by a concurrent run, after this one
+    store.client.set(vector_key(later, IDS[0]), b"x")
     result = store.publish("fs-test", second, len(IDS), {})
+    assert store.client.ttl(vector_key(later, IDS[0])) == -1
 
     assert result.previous_sync_id == first
     assert 0 < store.client.ttl(vector_key(first, IDS[0])) <= 30
