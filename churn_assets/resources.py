@@ -14,6 +14,11 @@ from warehouse.redis_server import connect
 from warehouse.settings import Settings, load_settings
 
 
+def _environ(**overrides: str) -> dict[str, str]:
+    """The process environment with a resource's non-empty fields laid over it."""
+    return {**os.environ, **{name: value for name, value in overrides.items() if value}}
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The warehouse, the landing zone and the churn definition, as one resource.
 
@@ -23,12 +28,7 @@ class WarehouseResource(dg.ConfigurableResource):
     home: str = ""
 
     def settings(self) -> Settings:
-        environ = dict(os.environ)
-        if self.home:
-            environ["CHURN_HOME"] = self.home
-        if self.warehouse_url:
-            environ["CHURN_WAREHOUSE_URL"] = self.warehouse_url
-        return load_settings(environ)
+        return load_settings(_environ(CHURN_HOME=self.home, CHURN_WAREHOUSE_URL=self.warehouse_url))
 
     def warehouse(self) -> Warehouse:
         return Warehouse(self.settings())
@@ -46,12 +46,9 @@ class MlflowResource(dg.ConfigurableResource):
     home: str = ""
 
     def settings(self) -> ModelSettings:
-        environ = dict(os.environ)
-        if self.home:
-            environ["CHURN_HOME"] = self.home
-        if self.tracking_uri:
-            environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
-        return load_model_settings(environ)
+        return load_model_settings(
+            _environ(CHURN_HOME=self.home, MLFLOW_TRACKING_URI=self.tracking_uri)
+        )
 
     def registry(self) -> Registry:
         s = self.settings()
@@ -66,9 +63,4 @@ class RedisResource(dg.ConfigurableResource):
     home: str = ""
 
     def client(self) -> redis.Redis:
-        environ = dict(os.environ)
-        if self.home:
-            environ["CHURN_HOME"] = self.home
-        if self.url:
-            environ["REDIS_URL"] = self.url
-        return connect(load_settings(environ))
+        return connect(load_settings(_environ(CHURN_HOME=self.home, REDIS_URL=self.url)))
