@@ -16,8 +16,10 @@ from litestar import Litestar, Request
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 
-from serving.auth import BearerAuthMiddleware, TokenVerifier
+from serving.auth import BEARER_SCHEME, BearerAuthMiddleware, TokenVerifier
+from serving.controllers.admin import AdminController
 from serving.controllers.explain import ExplainController
 from serving.controllers.health import HealthController
 from serving.controllers.models import ModelsController
@@ -70,6 +72,7 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
             holder=holder,
             scorer=Scorer(settings, holder, reader),
             prediction_log=prediction_log,
+            events=events_client,
         )
         await holder.refresh()
         if holder.current is None:
@@ -85,7 +88,13 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
             await events_client.aclose()
 
     return Litestar(
-        route_handlers=[PredictController, ExplainController, ModelsController, HealthController],
+        route_handlers=[
+            PredictController,
+            ExplainController,
+            ModelsController,
+            AdminController,
+            HealthController,
+        ],
         lifespan=[lifespan],
         before_request=stamp_request,
         middleware=[
@@ -100,6 +109,12 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
             description="Churn probabilities, explanations and model information. "
             "Every /v1 route needs a JWT bearer token (see `churn token`).",
             path="/schema",
+            # Swagger's Authorize button: paste a token from `churn token`
+            components=Components(
+                security_schemes={
+                    BEARER_SCHEME: SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         debug=False,  # tracebacks never reach clients

@@ -19,6 +19,8 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 ROLES = ("scorer", "analyst", "admin")
+BEARER_SCHEME = "BearerToken"  # the OpenAPI security scheme of every /v1 route
+SECURED: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
 CACHE_SIZE = 10_000
 
 

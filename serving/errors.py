@@ -28,6 +28,12 @@ class NotFound(ServingError):
     status_code = 404
 
 
+class Conflict(ServingError):
+    """The action contradicts the current state (a refused version, nothing to roll back)."""
+
+    status_code = 409
+
+
 class RateLimited(ServingError):
     status_code = 429
 

@@ -118,3 +118,22 @@ class ModelsResponse(Struct, kw_only=True):
 class Health(Struct, kw_only=True):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class PromoteRequest(Request):
+    version: Annotated[str, Meta(min_length=1, max_length=32)]
+    reason: Annotated[str, Meta(max_length=2_000)] = ""
+    force: bool = False  # promote even though its quality gates refused it (on record)
+
+
+class RollbackRequest(Request):
+    reason: Annotated[str, Meta(max_length=2_000)] = ""
+
+
+class AdminResult(Struct, kw_only=True, omit_defaults=True):
+    action: Literal["promote", "rollback"]
+    champion: str
+    previous_champion: str | None = None
+    challenger: str | None = None
+    serving: str | None = None  # the version this worker serves once the action returns
+    waiting: str | None = None  # why this worker still serves the old one

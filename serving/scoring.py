@@ -82,6 +82,12 @@ class Scorer:
                     f"online store unavailable and the warehouse fallback failed "
                     f"({type(exc).__name__})"
                 ) from exc
+        if lookup.sync_id is None:
+            # every id would be "not found": say what is really wrong instead
+            raise Unavailable(
+                f"features of feature set {model.fs_version} (model v{model.version}) are "
+                "not in the online store yet: materialize online_features"
+            )
         present = [b for b in lookup.blobs if b is not None]
         found = np.fromiter((b is not None for b in lookup.blobs), bool, len(ids))
         if present:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from litestar import Controller, Request, post
 
-from serving.auth import requires
+from serving.auth import SECURED, requires
 from serving.schemas import ExplainRequest, ExplainResponse, Explanation
 from serving.scoring import Scorer
 
@@ -14,6 +14,7 @@ from serving.scoring import Scorer
 class ExplainController(Controller):
     path = "/v1/explain"
     tags = ["explain"]
+    security = SECURED
 
     @post("/", guards=[requires("analyst")], status_code=200)
     async def explain(self, request: Request, data: ExplainRequest) -> ExplainResponse:

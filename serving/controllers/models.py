@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, Request, get
 
-from serving.auth import requires
+from serving.auth import SECURED, requires
 from serving.schemas import ModelInfo, ModelsResponse, OnlineInfo
 from serving.scoring import Scorer, iso_date
 
@@ -12,6 +12,7 @@ from serving.scoring import Scorer, iso_date
 class ModelsController(Controller):
     path = "/v1/models"
     tags = ["models"]
+    security = SECURED
 
     @get("/", guards=[requires("analyst")])
     async def models(self, request: Request) -> ModelsResponse:

@@ -8,7 +8,7 @@ import numpy as np
 from litestar import Controller, Request, post
 from litestar.params import Parameter
 
-from serving.auth import requires
+from serving.auth import SECURED, requires
 from serving.errors import BadRequest, NotFound
 from serving.predictor import LoadedModel
 from serving.schemas import (
@@ -39,6 +39,7 @@ def record(request: Request, predictions: list[Prediction]) -> None:
 class PredictController(Controller):
     path = "/v1/predict"
     tags = ["predict"]
+    security = SECURED
 
     async def _score(
         self, request: Request, ids: list[str], explain: int | None

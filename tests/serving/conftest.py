@@ -19,7 +19,7 @@ from litestar import Litestar
 from churn_assets.defs.online import online_features
 from churn_assets.ml.bundle import ModelBundle, train_booster
 from churn_assets.ml.calibration import Calibrator
-from churn_assets.ml.feature_matrix import load_training_frame
+from churn_assets.ml.feature_matrix import load_scoring_frame, load_training_frame
 from churn_assets.ml.registry import CHAMPION, Registry
 from churn_assets.ml.training import prepare_training_set
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
@@ -93,6 +93,22 @@ def serving_env(served_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     for key in [*client.scan_iter("churn:rate:*"), b"churn:predictions"]:
         client.delete(key)
     yield env
+
+
+@pytest.fixture
+def own_registry(served_home: Path, tmp_path: Path, monkeypatch) -> Registry:
+    """A copy of the served MLflow store this test may change (aliases, new versions)."""
+    shutil.copy(served_home / "mlflow.db", tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return Registry(uri, "churn-model", "churn-model", served_home / "mlartifacts")
+
+
+@pytest.fixture
+def customers(served_home: Path) -> list[str]:
+    """The first five customers of the served warehouse."""
+    frame = load_scoring_frame(Warehouse(load_settings({"CHURN_HOME": str(served_home)})))
+    return sorted(frame["customer_id"].astype(str))[:5]
 
 
 def bearer(role: str, subject: str = "tester", ttl: int = 600, key: str = SECRET) -> dict:

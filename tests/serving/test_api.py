@@ -8,11 +8,9 @@ import pytest
 import redis
 from litestar.testing import AsyncTestClient
 
-from churn_assets.ml.feature_matrix import load_scoring_frame
 from serving.app import create_app
 from serving.settings import load_serving_settings
 from tests.serving.conftest import SECRET, TEST_REDIS_URL, bearer
-from warehouse.connection import Warehouse
 from warehouse.online_store import OnlineStore, unpack
 from warehouse.prediction_log import STREAM
 
@@ -34,14 +32,6 @@ def online_matrix(model, ids: list[str]) -> np.ndarray:
 async def client(serving_env):
     async with AsyncTestClient(app=create_app(load_serving_settings())) as test_client:
         yield test_client
-
-
-@pytest.fixture
-def customers(served_home) -> list[str]:
-    from warehouse.settings import load_settings
-
-    frame = load_scoring_frame(Warehouse(load_settings({"CHURN_HOME": str(served_home)})))
-    return sorted(frame["customer_id"].astype(str))[:5]
 
 
 async def test_predict_one_customer(client, customers) -> None:
@@ -242,7 +232,14 @@ async def test_health_metrics_and_openapi(client, customers) -> None:
                  "churn_redis_circuit_state 0.0"):  # fmt: skip
         assert name in metrics
     schema = (await client.get("/schema/openapi.json")).json()
-    assert {"/v1/predict", "/v1/explain", "/v1/predict/batch", "/v1/models"} <= set(schema["paths"])
+    v1 = {"/v1/predict", "/v1/explain", "/v1/predict/batch", "/v1/models", "/v1/admin/promote"}
+    assert v1 <= set(schema["paths"])
+    # Swagger's Authorize button: every /v1 operation declares the bearer scheme
+    assert schema["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+    for path in v1:
+        (operation,) = schema["paths"][path].values()
+        assert operation["security"] == [{"BearerToken": []}], path
+    assert "security" not in schema["paths"]["/health/ready"]["get"]
     assert (await client.get("/schema/swagger")).status_code == 200
 
 

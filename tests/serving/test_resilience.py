@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from litestar.testing import AsyncTestClient
 
 from churn_assets.ml.feature_matrix import load_scoring_frame
-from churn_assets.ml.registry import CHAMPION, Registry
+from churn_assets.ml.registry import CHAMPION
 from serving.app import create_app
 from serving.settings import load_serving_settings
 from tests.serving.conftest import (
@@ -26,7 +27,7 @@ from tests.serving.conftest import (
     sync_online_features,
 )
 from warehouse.connection import Warehouse
-from warehouse.online_store import EVENTS_CHANNEL
+from warehouse.online_store import EVENTS_CHANNEL, pointer_key
 from warehouse.settings import load_settings
 
 pytestmark = pytest.mark.anyio
@@ -40,15 +41,6 @@ def anyio_backend() -> str:
 def _ids(home: Path, n: int) -> list[str]:
     frame = load_scoring_frame(Warehouse(load_settings({"CHURN_HOME": str(home)})))
     return sorted(frame["customer_id"].astype(str))[:n]
-
-
-@pytest.fixture
-def own_registry(served_home: Path, tmp_path: Path, monkeypatch) -> Registry:
-    """A copy of the served MLflow store this test may change (aliases, new versions)."""
-    shutil.copy(served_home / "mlflow.db", tmp_path / "mlflow.db")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return Registry(uri, "churn-model", "churn-model", served_home / "mlartifacts")
 
 
 async def test_champion_swap_during_traffic_fails_no_request(
@@ -90,19 +82,58 @@ async def test_champion_swap_during_traffic_fails_no_request(
     assert set(versions) == {"1", v2}
 
 
-async def test_a_champion_waits_for_its_features_to_be_online(
-    serving_env, served_home, own_registry, tmp_path
-) -> None:
+@pytest.fixture
+def unsynced_version(served_home, own_registry, tmp_path) -> tuple[Path, str]:
+    """A home whose model has a feature set of its own (no acquisition_channel
+    attribute), registered but not synced online: (home, version)."""
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(served_home / "warehouse.duckdb", home / "warehouse.duckdb")
-    # without the acquisition_channel attribute the model has a feature set of its own
     wh = Warehouse(load_settings({"CHURN_HOME": str(home)}))
     with wh.transaction() as s:
         s.execute(
             "DELETE FROM analytics.customer_attributes WHERE attribute_name = 'acquisition_channel'"
         )
-    v3 = register_model(own_registry, wh, seed=3, rounds=10)
+    version = register_model(own_registry, wh, seed=3, rounds=10)
+    fs_version = own_registry.load_bundle(version, tmp_path / "cache").spec.version
+    # another test may have synced this feature set already
+    redis.Redis.from_url(TEST_REDIS_URL).delete(pointer_key(fs_version))
+    return home, version
+
+
+async def test_a_champion_without_online_features_is_not_served(
+    serving_env, served_home, own_registry, unsynced_version
+) -> None:
+    _, v3 = unsynced_version
+    own_registry.set_alias(CHAMPION, v3)
+    ids = _ids(served_home, 2)
+    async with AsyncTestClient(app=create_app(load_serving_settings())) as client:
+        r = await client.post("/v1/predict", json={"customer_ids": ids}, headers=bearer("scorer"))
+        ready = await client.get("/health/ready")
+    assert r.status_code == 503 and "not in the online store yet" in r.json()["detail"]
+    assert ready.status_code == 503 and ready.json()["checks"]["features"] == "not synced"
+
+
+async def test_a_missed_event_is_caught_by_the_registry_poll(
+    serving_env, served_home, own_registry
+) -> None:
+    v2 = register_model(own_registry, Warehouse(load_settings()), seed=2, rounds=12)
+    async with AsyncTestClient(app=create_app(load_serving_settings())) as client:
+        holder = client.app.state.holder
+        assert holder.current.version == "1"
+        own_registry.set_alias(CHAMPION, v2)  # no event published: only the poll can see it
+        for _ in range(100):
+            if holder.current.version == v2:
+                break
+            await asyncio.sleep(0.05)
+        models = await client.get("/v1/models", headers=bearer("analyst"))
+    assert models.json()["models"][0]["version"] == v2
+
+
+async def test_a_champion_waits_for_its_features_to_be_online(
+    serving_env, served_home, own_registry, unsynced_version
+) -> None:
+    home, v3 = unsynced_version
     ids = _ids(served_home, 2)
     events = redis.Redis.from_url(TEST_REDIS_URL)
     app = create_app(load_serving_settings())

@@ -2,6 +2,7 @@
 valid and deliberately invalid, on every route, never get a 5xx."""
 
 import itertools
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -15,11 +16,15 @@ from tests.serving.conftest import TEST_REDIS_URL, bearer, live_server
 
 
 @pytest.fixture(scope="module")
-def api_schema(served_home) -> Iterator[schemathesis.schemas.BaseSchema]:
+def api_schema(served_home, tmp_path_factory) -> Iterator[schemathesis.schemas.BaseSchema]:
+    # admin operations may promote or roll back: on copies, never the shared world
+    home = tmp_path_factory.mktemp("fuzzed")
+    for name in ("warehouse.duckdb", "mlflow.db"):
+        shutil.copy(served_home / name, home / name)
     env = {
-        "CHURN_HOME": str(served_home),
+        "CHURN_HOME": str(home),
         "REDIS_URL": TEST_REDIS_URL,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{served_home / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
         "CHURN_JWT_SECRET": "test-secret-of-at-least-thirty-two-bytes",
         "CHURN_RATE_LIMIT": "1000000",
         "CHURN_FEATURE_MAX_AGE_SECONDS": str(10 * 365 * 86_400),  # ready: 503 is not a fault
@@ -31,7 +36,7 @@ def api_schema(served_home) -> Iterator[schemathesis.schemas.BaseSchema]:
 def test_generated_requests_never_get_a_server_error(api_schema) -> None:
     headers = bearer("admin")
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/v1/predict", "/v1/explain", "/v1/models"}
+    assert {op.path for op in operations} >= {"/v1/predict", "/v1/explain", "/v1/models", "/v1/admin/rollback"}
     for operation, mode in itertools.product(operations, list(GenerationMode)):
         if mode is GenerationMode.NEGATIVE and operation.method.upper() != "POST":
             continue  # a GET without parameters has nothing to get wrong
