@@ -104,7 +104,13 @@ def wrk_script(path: str, bodies: list[str], token: str, pace_ms: float | None) 
         "end",
     ]
     if pace_ms:
-        lua += ["delay = function()", f"  return {pace_ms}", "end"]
+        # exponential think times: arrivals close to a Poisson stream, so connections do
+        # not fall into step and queue behind each other (wrk truncates to whole ms)
+        lua += [
+            "delay = function()",
+            f"  return -math.log(1 - math.random()) * {pace_ms + 0.5}",
+            "end",
+        ]
     return "\n".join(lua) + WRK_DONE
 
 

@@ -6,13 +6,11 @@ model, the prediction-log writer and the hot-reload tasks, all on `app.state`.""
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -29,17 +27,14 @@ from serving.metrics import ServiceMetrics, request_metrics
 from serving.model_holder import ModelHolder
 from serving.online import CircuitBreaker, OnlineReader
 from serving.prediction_log import PredictionLog
+from serving.redis_wire import WireConnection
 from serving.reloader import Reloader
 from serving.scoring import Scorer
 from serving.settings import ServingSettings, load_serving_settings
 from warehouse.redis_server import redis_url
 
 log = logging.getLogger("serving")
-
-
-async def stamp_request(request: Request) -> None:
-    request.state.request_id = uuid.uuid4().hex
-    request.state.started = time.perf_counter()
+LOG_WRITE_TIMEOUT_SECONDS = 5.0
 
 
 def create_app(settings: ServingSettings | None = None) -> Litestar:
@@ -54,14 +49,16 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
             socket_timeout=settings.redis_timeout_seconds,
             socket_connect_timeout=settings.redis_timeout_seconds,
         )
-        events_client = aioredis.from_url(url)  # pub/sub and the log writer: no short timeout
+        events_client = aioredis.from_url(url)  # pub/sub: no short timeout
         breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds)
-        reader = OnlineReader(client, breaker, metrics.redis_errors.inc)
+        wire = WireConnection(url, settings.redis_timeout_seconds)
+        reader = OnlineReader(client, wire, breaker, metrics.redis_errors.inc)
         holder = ModelHolder(settings, reader.has_live_sync)
         metrics.watch_breaker(lambda: breaker.state)
-        # not the request-path client: a 50 ms timeout on a large XADD pipeline would
-        # resend entries Redis had already written
-        prediction_log = PredictionLog(events_client)
+        # not the request-path connection: a 50 ms timeout on a large XADD pipeline
+        # would resend entries Redis had already written
+        log_wire = WireConnection(url, LOG_WRITE_TIMEOUT_SECONDS)
+        prediction_log = PredictionLog(log_wire)
         reloader = Reloader(events_client, holder, settings.reload_poll_seconds)
         app.state.update(
             settings=settings,
@@ -84,6 +81,8 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
         finally:
             await reloader.stop()
             await prediction_log.stop()
+            log_wire.close()
+            wire.close()
             await client.aclose()
             await events_client.aclose()
 
@@ -96,7 +95,6 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
             HealthController,
         ],
         lifespan=[lifespan],
-        before_request=stamp_request,
         middleware=[
             request_metrics(metrics),
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/health", "^/metrics", "^/schema"]),

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 
+import numpy as np
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 # fine below 2 ms, where the latency budget lives (p50 0.5 ms, p99 2 ms)
 LATENCY_BUCKETS = (
@@ -35,18 +41,16 @@ class ServiceMetrics:
         self.predictions = Counter(
             "churn_predictions", "Predictions served", ["model_version", "variant"], registry=r
         )
-        self.probability = Histogram(
-            "churn_prediction_probability",
-            "Predicted churn probabilities",
-            buckets=PROBABILITY_BUCKETS,
-            registry=r,
+        self.probability = BatchHistogram(
+            "churn_prediction_probability", "Predicted churn probabilities", PROBABILITY_BUCKETS
         )
-        self.feature_age = Histogram(
+        self.feature_age = BatchHistogram(
             "churn_feature_age_seconds",
             "Age of the online features used for a prediction",
-            buckets=AGE_BUCKETS,
-            registry=r,
+            AGE_BUCKETS,
         )
+        r.register(self.probability)
+        r.register(self.feature_age)
         self.redis_errors = Counter("churn_redis_errors", "Failed Redis calls", registry=r)
         self.breaker_state = Gauge(
             "churn_redis_circuit_state", "Redis circuit breaker: 0 closed, 1 half open, 2 open",
@@ -60,8 +64,42 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
+class BatchHistogram(Collector):
+    """A histogram fed a whole batch of values at once: a 1,000-id batch costs one
+    numpy call instead of 1,000 `Histogram.observe` calls (each takes a lock)."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = [float(b) for b in buckets]
+        self.counts = [0] * (len(buckets) + 1)  # the last is +Inf
+        self.total = 0.0
+
+    def observe_many(self, values: Sequence[float]) -> None:
+        # a value equal to a bound belongs to that bucket (le semantics): bisect_left
+        if len(values) < 32:  # numpy's call overhead outweighs a few bisections
+            for value in values:
+                self.counts[bisect.bisect_left(self.bounds, value)] += 1
+                self.total += value
+            return
+        v = np.asarray(values, dtype=float)
+        slots = np.bincount(np.searchsorted(self.bounds, v), minlength=len(self.counts))
+        for i, n in enumerate(slots.tolist()):
+            self.counts[i] += n
+        self.total += float(v.sum())
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        cumulative = itertools.accumulate(self.counts)
+        labels = [*(repr(b) for b in self.bounds), "+Inf"]
+        family = HistogramMetricFamily(self.name, self.documentation)
+        family.add_metric([], list(zip(labels, cumulative, strict=True)), sum_value=self.total)
+        yield family
+
+
 def request_metrics(metrics: ServiceMetrics) -> Callable[[ASGIApp], ASGIApp]:
-    """ASGI middleware counting requests and timing them by route template and status."""
+    """ASGI middleware counting requests and timing them by route template and status.
+    It also stamps the request id and start time into the connection state (what
+    `request.state` reads), cheaper than a before_request hook."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def timed(scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,6 +107,9 @@ def request_metrics(metrics: ServiceMetrics) -> Callable[[ASGIApp], ASGIApp]:
                 await app(scope, receive, send)
                 return
             started = time.perf_counter()
+            state = scope.setdefault("state", {})
+            state["request_id"] = uuid.uuid4().hex
+            state["started"] = started
             status = 500
 
             async def capture(message: Message) -> None:

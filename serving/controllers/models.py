@@ -14,7 +14,7 @@ class ModelsController(Controller):
     tags = ["models"]
     security = SECURED
 
-    @get("/", guards=[requires("analyst")])
+    @get("/", opt=requires("analyst"))
     async def models(self, request: Request) -> ModelsResponse:
         scorer: Scorer = request.app.state.scorer
         await scorer.touch(request.user)

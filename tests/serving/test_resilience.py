@@ -3,11 +3,6 @@ whose features are not online yet, and Redis dying and coming back."""
 
 import asyncio
 import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,7 +17,9 @@ from serving.settings import load_serving_settings
 from tests.serving.conftest import (
     TEST_REDIS_URL,
     bearer,
+    free_port,
     live_server,
+    redis_server,
     register_model,
     sync_online_features,
 )
@@ -161,38 +158,10 @@ async def test_a_champion_waits_for_its_features_to_be_online(
         await client.aclose()
 
 
-@contextmanager
-def redis_server(port: int, workdir: Path) -> Iterator[subprocess.Popen]:
-    """A redis-server of the test's own (never the shared service)."""
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.02)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def test_redis_down_fails_fast_or_degrades_and_recovers(
     serving_env, served_home, tmp_path, monkeypatch
 ) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     tracking_uri = serving_env["MLFLOW_TRACKING_URI"]
     monkeypatch.setenv("REDIS_URL", url)

@@ -36,7 +36,12 @@ def api_schema(served_home, tmp_path_factory) -> Iterator[schemathesis.schemas.B
 def test_generated_requests_never_get_a_server_error(api_schema) -> None:
     headers = bearer("admin")
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/v1/predict", "/v1/explain", "/v1/models", "/v1/admin/rollback"}
+    assert {op.path for op in operations} >= {
+        "/v1/predict",
+        "/v1/explain",
+        "/v1/models",
+        "/v1/admin/rollback",
+    }
     for operation, mode in itertools.product(operations, list(GenerationMode)):
         if mode is GenerationMode.NEGATIVE and operation.method.upper() != "POST":
             continue  # a GET without parameters has nothing to get wrong

@@ -1,0 +1,100 @@
+"""The request path's Redis connection: concurrent callers get their own replies over
+one pipelined connection, error replies stay with their command, a silent server
+times out within the budget and the connection is dropped, and a restarted Redis
+(which has forgotten its scripts) is reconnected to and the fetch script reloaded."""
+
+import asyncio
+import subprocess
+import time
+
+import hiredis
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from serving.online import CircuitBreaker, OnlineReader
+from serving.redis_wire import WireConnection
+from tests.serving.conftest import TEST_REDIS_URL, free_port, redis_server
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_concurrent_callers_get_their_own_replies() -> None:
+    wire = WireConnection(TEST_REDIS_URL, 1.0)
+    await wire.pipeline([("SET", f"wire:{i}", f"value-{i}") for i in range(500)])
+    replies = await asyncio.gather(*(wire.call("GET", f"wire:{i}") for i in range(500)))
+    assert replies == [f"value-{i}".encode() for i in range(500)]
+    await wire.call("SET", "wire:text", "x")
+    with pytest.raises(ResponseError, match="not an integer"):
+        await wire.call("INCR", "wire:text")
+    mixed = await wire.pipeline([("INCR", "wire:text"), ("GET", "wire:0")])
+    assert isinstance(mixed[0], hiredis.ReplyError) and mixed[1] == b"value-0"
+    assert await wire.call("PING") == b"PONG"  # the connection survived the errors
+    await wire.pipeline([("DEL", f"wire:{i}") for i in range(500)] + [("DEL", "wire:text")])
+    wire.close()
+
+
+async def test_a_silent_server_times_out_and_the_connection_is_dropped() -> None:
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)  # reads everything, answers nothing
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    wire = WireConnection(f"redis://127.0.0.1:{port}/0", 0.05)
+    started = time.perf_counter()
+    first, second = await asyncio.gather(
+        wire.call("PING"), wire.call("PING"), return_exceptions=True
+    )
+    waited = time.perf_counter() - started
+    assert isinstance(first, RedisTimeoutError) and isinstance(second, RedisTimeoutError)
+    assert waited < 1.0 and wire.transport is None and not wire.waiters
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_restarted_redis_is_reconnected_and_the_script_reloaded(tmp_path) -> None:
+    port = free_port()
+    wire = WireConnection(f"redis://127.0.0.1:{port}/0", 0.5)
+    reader = OnlineReader(None, wire, CircuitBreaker(5, 1.0))  # type: ignore[arg-type]
+    with redis_server(port, tmp_path) as first:
+        assert (await reader.fetch("fs", ["a"], "tester", 10, 60)).sync_id is None
+        first.terminate()
+        first.wait()
+        with pytest.raises(RedisConnectionError):
+            await wire.call("PING")
+    with redis_server(port, tmp_path):
+        await wire.call("SET", "churn:online:fs:live", "s1")
+        await wire.call("SET", "churn:fv:s1:a", b"\x00" * 8)
+        lookup = await reader.fetch("fs", ["a", "b"], "tester", 10, 60)
+        assert lookup.sync_id == "s1" and lookup.blobs == [b"\x00" * 8, None]
+    wire.close()
+
+
+async def test_unix_sockets_as_the_embedded_server_uses(tmp_path) -> None:
+    socket_path = tmp_path / "redis.sock"
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(socket_path), "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            if socket_path.exists():
+                break
+            await asyncio.sleep(0.02)
+        wire = WireConnection(f"unix://{socket_path}", 1.0)
+        assert await wire.call("SET", "k", "v") == b"OK"
+        in_db_3 = WireConnection(f"unix://{socket_path}?db=3", 1.0)
+        assert await in_db_3.call("GET", "k") is None
+        assert await wire.call("GET", "k") == b"v"
+        wire.close()
+        in_db_3.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
