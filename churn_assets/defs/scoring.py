@@ -33,7 +33,8 @@ COLUMNS = [
     description=(
         f"Every customer's churn probability, risk band and top-3 reasons from the "
         f"champion, replaced as a whole in {BATCH_SCORES} (one transaction), for "
-        "campaigns and reports that read the warehouse rather than the API."
+        "campaigns and reports that read the warehouse rather than the API. "
+        "CHURN_BATCH_REASONS=at_risk explains only the medium and high bands."
     ),
 )
 def batch_scores(
@@ -45,11 +46,12 @@ def batch_scores(
     champion = registry.alias(CHAMPION)
     if champion is None:
         raise dg.Failure("No champion model yet: promote a model before batch scoring.")
-    bundle = registry.load_bundle(champion, mlflow_registry.settings().model_cache)
+    settings = mlflow_registry.settings()
+    bundle = registry.load_bundle(champion, settings.model_cache)
     wh = warehouse.warehouse()
     started = time.perf_counter()
     frame = load_scoring_frame(wh)
-    scores = score_frame(bundle, frame, champion)
+    scores = score_frame(bundle, frame, champion, reasons_for=settings.batch_reasons)
     scores["scored_at"] = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with wh.transaction() as s:
         s.execute(f"CREATE SCHEMA IF NOT EXISTS {SCORES_SCHEMA}")
@@ -65,6 +67,8 @@ def batch_scores(
         metadata={
             "dagster/row_count": len(scores),
             "model_version": champion,
+            "reasons_for": settings.batch_reasons,
+            "explained": int(scores["reasons"].notna().sum()),
             "seconds": dg.MetadataValue.float(round(seconds, 3)),
             "customers_per_second": dg.MetadataValue.float(float(round(len(scores) / seconds))),
             "mean_probability": dg.MetadataValue.float(float(scores["churn_probability"].mean())),

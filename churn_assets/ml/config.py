@@ -13,6 +13,7 @@ from churn_assets.ml.calibration import Method
 from churn_assets.ml.search import FAMILIES
 
 PromotionPolicy = Literal["champion", "challenger"]
+BatchReasons = Literal["all", "at_risk", "none"]  # at_risk: the medium and high bands
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class ModelSettings:
     calibration: Method = "isotonic"
     bootstrap_rounds: int = 200
     promotion_policy: PromotionPolicy = "champion"
+    # which customers batch_scores explains: TreeSHAP costs ~30x the prediction itself
+    batch_reasons: BatchReasons = "all"
     gates: GateLimits = field(default_factory=GateLimits)
     economics: CampaignEconomics = field(default_factory=CampaignEconomics)
 
@@ -64,6 +67,10 @@ class ModelSettings:
             raise ValueError(
                 f"CHURN_PROMOTION_POLICY must be champion or challenger, "
                 f"got {self.promotion_policy!r}"
+            )
+        if self.batch_reasons not in ("all", "at_risk", "none"):
+            raise ValueError(
+                f"CHURN_BATCH_REASONS must be all, at_risk or none, not {self.batch_reasons!r}"
             )
         if self.calibration not in ("isotonic", "sigmoid"):
             raise ValueError(
@@ -99,6 +106,7 @@ def load_model_settings(environ: dict[str, str] | None = None) -> ModelSettings:
         calibration=env.get("CHURN_CALIBRATION", "isotonic"),  # type: ignore[arg-type]
         bootstrap_rounds=int(number("CHURN_BOOTSTRAP_ROUNDS", 200)),
         promotion_policy=env.get("CHURN_PROMOTION_POLICY", "champion"),  # type: ignore[arg-type]
+        batch_reasons=env.get("CHURN_BATCH_REASONS", "all"),  # type: ignore[arg-type]
         gates=GateLimits(
             auc_floor=number("CHURN_GATE_AUC_FLOOR", defaults.auc_floor),
             brier_ceiling=number("CHURN_GATE_BRIER_CEILING", defaults.brier_ceiling),

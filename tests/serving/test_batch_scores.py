@@ -7,6 +7,7 @@ import dagster as dg
 import numpy as np
 
 from churn_assets.defs.scoring import BATCH_SCORES, batch_scores
+from churn_assets.ml.batch_scoring import score_frame
 from churn_assets.ml.explain import risk_bands, top_k
 from churn_assets.ml.feature_matrix import load_scoring_frame
 from churn_assets.ml.registry import Registry
@@ -58,3 +59,20 @@ def test_every_customer_scored_as_the_service_would(served_home, tmp_path) -> No
     np.testing.assert_allclose(scores["churn_probability"].head(20), online, rtol=1e-12)
     metadata = result.asset_materializations_for_node("batch_scores")[0].metadata
     assert metadata["dagster/row_count"].value == len(scores)
+
+
+def test_reasons_for_every_customer_only_the_at_risk_or_none(served_home, tmp_path) -> None:
+    tracking_uri = f"sqlite:///{served_home / 'mlflow.db'}"
+    registry = Registry(tracking_uri, "churn-model", "churn-model", served_home / "mlartifacts")
+    bundle = registry.load_bundle("1", tmp_path / "cache")
+    frame = load_scoring_frame(Warehouse(load_settings({"CHURN_HOME": str(served_home)})))
+    every = score_frame(bundle, frame, "1", reasons_for="all")
+    at_risk = score_frame(bundle, frame, "1", reasons_for="at_risk")
+    none = score_frame(bundle, frame, "1", reasons_for="none")
+    low = (every["risk_band"] == "low").to_numpy()
+    assert 0 < low.sum() < len(frame)  # both kinds present, or the test proves nothing
+    assert every["reasons"].notna().all() and none["reasons"].isna().all()
+    assert at_risk["reasons"][low].isna().all()
+    assert at_risk["reasons"][~low].tolist() == every["reasons"][~low].tolist()
+    for other in (at_risk, none):
+        assert other["churn_probability"].tolist() == every["churn_probability"].tolist()
