@@ -128,11 +128,12 @@ def run_wrk(url: str, script: str, seconds: int, connections: int) -> dict:
 
 
 def histogram(url: str, route: str) -> list[tuple[float, float]]:
-    """Cumulative (le, count) pairs of the service's latency histogram for a route."""
+    """Cumulative (le, count) pairs of the service's latency histogram for a route's
+    successful (200) requests."""
     pairs = []
     for line in httpx.get(f"{url}/metrics").text.splitlines():
         if line.startswith("churn_http_request_duration_seconds_bucket") and (
-            f'route="{route}"' in line
+            f'route="{route}"' in line and 'status="200"' in line
         ):
             le = line.split('le="')[1].split('"')[0]
             pairs.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))

@@ -59,6 +59,7 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
         # would resend entries Redis had already written
         log_wire = WireConnection(url, LOG_WRITE_TIMEOUT_SECONDS)
         prediction_log = PredictionLog(log_wire)
+        metrics.watch_prediction_log(prediction_log)
         reloader = Reloader(events_client, holder, settings.reload_poll_seconds)
         app.state.update(
             settings=settings,

@@ -7,12 +7,18 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from serving.schemas import Prediction
+
+if TYPE_CHECKING:
+    from serving.prediction_log import PredictionLog
 
 # fine below 2 ms, where the latency budget lives (p50 0.5 ms, p99 2 ms)
 LATENCY_BUCKETS = (
@@ -34,7 +40,7 @@ class ServiceMetrics:
         self.latency = Histogram(
             "churn_http_request_duration_seconds",
             "Server-side request latency",
-            ["route"],
+            ["route", "status"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -57,8 +63,38 @@ class ServiceMetrics:
             registry=r,
         )  # fmt: skip
 
+    def record(self, predictions: Sequence[Prediction]) -> None:
+        """Count scored predictions by model version and variant, and add their
+        probabilities and feature ages to the histograms (one call per request)."""
+        scored = [p for p in predictions if p.churn_probability is not None]
+        served: dict[tuple[str | None, str | None], int] = {}
+        for p in scored:
+            key = (p.model_version, p.variant)
+            served[key] = served.get(key, 0) + 1
+        for (version, variant), n in served.items():
+            self.predictions.labels(version, variant).inc(n)
+        self.probability.observe_many([p.churn_probability or 0.0 for p in scored])
+        self.feature_age.observe_many([p.feature_age_seconds or 0.0 for p in scored])
+
     def watch_breaker(self, state: Callable[[], str]) -> None:
         self.breaker_state.set_function(lambda: BREAKER_STATES[state()])
+
+    def watch_prediction_log(self, log: PredictionLog) -> None:
+        """Entries lost (pushed out while Redis was down, or refused) and waiting."""
+        lost = Gauge(
+            "churn_prediction_log_lost",
+            "Prediction-log entries lost since start",
+            ["reason"],
+            registry=self.registry,
+        )
+        lost.labels("buffer_full").set_function(lambda: log.dropped)
+        lost.labels("refused").set_function(lambda: log.rejected)
+        waiting = Gauge(
+            "churn_prediction_log_waiting",
+            "Prediction-log entries waiting in memory for Redis",
+            registry=self.registry,
+        )
+        waiting.set_function(lambda: len(log.buffer))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -125,7 +161,7 @@ def request_metrics(metrics: ServiceMetrics) -> Callable[[ASGIApp], ASGIApp]:
                 raise
             finally:
                 route = scope.get("path_template") or "unmatched"
-                metrics.latency.labels(route).observe(time.perf_counter() - started)
+                metrics.latency.labels(route, str(status)).observe(time.perf_counter() - started)
                 metrics.requests.labels(route, scope["method"], str(status)).inc()
 
         return timed

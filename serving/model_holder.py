@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from churn_assets.ml.registry import CHAMPION, Registry
@@ -13,6 +14,12 @@ from serving.predictor import LoadedModel
 from serving.settings import ServingSettings
 
 log = logging.getLogger("serving")
+CREDENTIALS_IN_URL = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(exc: BaseException) -> str:
+    """The message without user:password@ parts of URLs (tracking URIs can carry them)."""
+    return CREDENTIALS_IN_URL.sub("***@", str(exc))
 
 
 class ModelHolder:
@@ -39,7 +46,11 @@ class ModelHolder:
     def _load(self, known: str | None) -> LoadedModel | None:
         registry = self.registry()
         version = registry.alias(CHAMPION)
-        if version is None or version == known:
+        if version is None:
+            return None
+        if version == known:
+            if self.current is not None:  # keep /v1/models' aliases current
+                self.current.aliases = list(registry.version(version).aliases)
             return None
         bundle = registry.load_bundle(version, self.settings.models.model_cache)
         aliases = list(registry.version(version).aliases)
@@ -53,7 +64,7 @@ class ModelHolder:
             try:
                 loaded = await asyncio.to_thread(self._load, known)
             except Exception as exc:  # keep serving the old model; the log says why
-                log.warning("champion reload failed: %s: %s", type(exc).__name__, exc)
+                log.warning("champion reload failed: %s: %s", type(exc).__name__, redact(exc))
                 # readiness is public: the exception type only, no paths or URIs
                 self.last_error = f"loading the champion failed ({type(exc).__name__})"
                 return False

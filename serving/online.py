@@ -81,6 +81,7 @@ class OnlineReader:
         self.breaker = breaker
         self.on_error = on_error  # e.g. a Prometheus counter's inc
         self.errors = 0
+        self._counted_generation = -1
 
     async def _fetch_script(self, keys: list[str], args: list[str | int]) -> list:
         """EVALSHA, loading the script on the first call and after a Redis restart."""
@@ -110,10 +111,17 @@ class OnlineReader:
                 [pointer_key(fs_version), f"{PREFIX}:rate:{subject}"],
                 [limit, window_seconds * 1000, *customer_ids],
             )
+        except ResponseError as exc:  # Redis answered: not a reason to open the circuit
+            self.errors += 1
+            self.on_error()
+            raise Unavailable(f"online feature store refused the lookup: {exc}") from exc
         except (RedisError, OSError) as exc:
             self.errors += 1
             self.on_error()
-            self.breaker.failure()
+            # one broken connection fails every request waiting on it: count it once
+            if self.wire.generation != self._counted_generation:
+                self._counted_generation = self.wire.generation
+                self.breaker.failure()
             raise Unavailable(f"online feature store unavailable: {type(exc).__name__}") from exc
         except asyncio.CancelledError:
             self.breaker.probing = False  # a cancelled probe must not hold the circuit open

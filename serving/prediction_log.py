@@ -12,6 +12,7 @@ import logging
 import time
 from collections import deque
 
+import hiredis
 from litestar import Request
 from redis.exceptions import RedisError
 
@@ -39,8 +40,10 @@ class PredictionLog:
         # bounded: while Redis is down the oldest entries go first, and are counted
         # each entry is its XADD command, ready to pack
         self.buffer: deque[tuple[str, ...]] = deque(maxlen=max_buffer)
-        self.dropped = 0
+        self.dropped = 0  # pushed out of a full buffer while Redis was down
+        self.rejected = 0  # refused by Redis
         self.written = 0
+        self.failing = False
         self._task: asyncio.Task | None = None
         self._flushing = asyncio.Lock()
 
@@ -84,13 +87,22 @@ class PredictionLog:
             return 0
         batch = list(itertools.islice(self.buffer, self.max_batch))
         try:
-            await self.client.pipeline(batch)
+            replies = await self.client.pipeline(batch)
         except (RedisError, OSError) as exc:
-            log.warning("prediction log: %d entries wait for Redis (%s)", len(batch), exc)
+            if not self.failing:  # once per outage, not every few milliseconds
+                log.warning("prediction log: entries wait in memory for Redis (%s)", exc)
+            self.failing = True
             return 0
+        if self.failing:
+            log.info("prediction log: Redis is back; %d entries waiting", len(self.buffer))
+            self.failing = False
         for _ in batch:
             self.buffer.popleft()
-        self.written += len(batch)
+        refused = [r for r in replies if isinstance(r, hiredis.ReplyError)]
+        if refused:  # e.g. Redis out of memory: such entries would fail again
+            self.rejected += len(refused)
+            log.warning("prediction log: Redis refused %d entries: %s", len(refused), refused[0])
+        self.written += len(batch) - len(refused)
         return len(batch)
 
     async def run(self) -> None:

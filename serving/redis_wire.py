@@ -81,6 +81,9 @@ class WireConnection:
         self.username = unquote(parsed.username) if parsed.username else None
         self.timeout = timeout_seconds
         self.waiters: deque[_Waiter] = deque()
+        # counts connection failures: every waiter of one failure sees the same number,
+        # so a circuit breaker can count the failure once, not once per waiting request
+        self.generation = 0
         self.transport: asyncio.Transport | None = None
         self._connecting: asyncio.Lock | None = None
 
@@ -117,6 +120,7 @@ class WireConnection:
 
     def fail(self, exc: Exception) -> None:
         """Fail every waiting command and drop the connection."""
+        self.generation += 1
         waiters, self.waiters = self.waiters, deque()
         for waiter in waiters:
             if not waiter.future.done():
@@ -143,6 +147,7 @@ class WireConnection:
                             lambda: _Protocol(self), self.host, self.port
                         )
             except (OSError, TimeoutError) as exc:
+                self.generation += 1
                 raise RedisConnectionError(f"cannot connect to Redis: {exc or 'timeout'}") from exc
             self.transport = transport
             await self._handshake()

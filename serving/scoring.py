@@ -25,6 +25,10 @@ from warehouse.connection import Warehouse
 from warehouse.online_store import unpack
 
 VARIANT = "champion"
+DEGRADED_CONCURRENCY = 2  # warehouse lookups at once while Redis is down
+# scoring this many rows (or explaining more than one) moves off the event loop, so a
+# big batch cannot stall every other request on the worker; LightGBM drops the GIL
+OFFLOAD_ROWS = 256
 
 
 @dataclass
@@ -51,6 +55,7 @@ class Scorer:
         self.settings = settings
         self.holder = holder
         self.reader = reader
+        self._degraded_slots = asyncio.Semaphore(DEGRADED_CONCURRENCY)
 
     def model(self) -> LoadedModel:
         model = self.holder.current
@@ -79,7 +84,8 @@ class Scorer:
             if self.settings.redis_failure_mode != "degraded":
                 raise
             try:
-                return await asyncio.to_thread(self._from_warehouse, model, ids)
+                async with self._degraded_slots:  # a dead Redis must not flood the warehouse
+                    return await asyncio.to_thread(self._from_warehouse, model, ids)
             except Exception as exc:  # a locked DuckDB file, Postgres down: still a 503
                 raise Unavailable(
                     f"online store unavailable and the warehouse fallback failed "
@@ -102,6 +108,8 @@ class Scorer:
     def _from_warehouse(self, model: LoadedModel, ids: Sequence[str]) -> Features:
         """Degraded mode: the same vectors from scoring_features (slower, marked)."""
         frame = load_scoring_frame(Warehouse(self.settings.storage), list(dict.fromkeys(ids)))
+        absent = [n for n in model.names if n not in frame.columns]
+        frame = frame.reindex(columns=[*frame.columns, *absent])  # attributes none of them has
         frame["customer_id"] = frame["customer_id"].astype(str)
         position = {cid: i for i, cid in enumerate(frame["customer_id"])}
         found = np.fromiter((cid in position for cid in ids), bool, len(ids))
@@ -109,12 +117,27 @@ class Scorer:
         x = model.bundle.spec.transform(frame).astype(np.float32)[rows]
         return Features(model, found, as_of_seconds(frame)[rows], x, degraded=True)
 
-    def predictions(
+    async def score(
         self, ids: Sequence[str], f: Features, explain_k: int | None
     ) -> list[Prediction]:
+        """predictions(), in a worker thread when the work is large."""
+        if len(f.x) >= OFFLOAD_ROWS or (explain_k and len(f.x) > 1):
+            return await asyncio.to_thread(self.predictions, ids, f, explain_k)
+        return self.predictions(ids, f, explain_k)
+
+    def predictions(
+        self,
+        ids: Sequence[str],
+        f: Features,
+        explain_k: int | None,
+        contrib: np.ndarray | None = None,
+    ) -> list[Prediction]:
+        """One Prediction per id; top-k reasons from `contrib` (pred_contrib rows of the
+        found customers) when given, else computed when explain_k is set."""
         model = f.model
         p = model.probabilities(f.x) if len(f.x) else np.empty(0)
-        contrib = model.contributions(f.x) if explain_k and len(f.x) else None
+        if contrib is None and explain_k and len(f.x):
+            contrib = model.contributions(f.x)
         # Python floats once: per-row numpy scalars cost more than the arithmetic
         probabilities = p.tolist()
         as_of = f.as_of.tolist()

@@ -18,6 +18,7 @@ from warehouse.settings import Settings, load_settings
 Algorithm = Literal["HS256", "RS256"]
 FailureMode = Literal["fail", "degraded"]
 SECRET_FILE = "secrets/jwt_secret"
+MAX_BATCH_LIMIT = 5_000
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class ServingSettings:
         for name in ("rate_limit", "rate_window_seconds", "max_batch", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_batch > MAX_BATCH_LIMIT:
+            # the lookup script unpacks every key onto Lua's stack, which holds about 8,000
+            raise ValueError(f"CHURN_MAX_BATCH must be at most {MAX_BATCH_LIMIT:,}")
 
 
 def local_jwt_secret(home: Path) -> str:

@@ -82,17 +82,16 @@ def to_frame(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> pd.DataFrame:
 
 
 def insert_new(warehouse: Warehouse, frame: pd.DataFrame) -> int:
-    """Insert rows whose stream_id is not in the table yet, in one transaction."""
+    """Insert rows whose stream_id is not in the table yet, in one transaction; returns
+    how many were new (from RETURNING: counting the table would cost O(table) a batch)."""
     columns = ", ".join(frame.columns)
     with warehouse.transaction() as s:
         staged = s.stage(frame, PREDICTION_LOG)
-        before = int(s.query_df(f"SELECT count(*) AS n FROM {PREDICTION_LOG}")["n"].iloc[0])
-        s.execute(
+        inserted = s.query_df(
             f"INSERT INTO {PREDICTION_LOG} ({columns}) SELECT {columns} FROM {staged} "
-            "ON CONFLICT (stream_id) DO NOTHING"
+            "ON CONFLICT (stream_id) DO NOTHING RETURNING stream_id"
         )
-        after = int(s.query_df(f"SELECT count(*) AS n FROM {PREDICTION_LOG}")["n"].iloc[0])
-    return after - before
+    return len(inserted)
 
 
 def drain(
@@ -102,15 +101,18 @@ def drain(
     batch: int = 20_000,
     progress: Callable[[int], None] | None = None,
 ) -> DrainReport:
-    """Move every entry of the stream into the warehouse: this consumer's pending
-    entries first (left by a run that died), then new ones, until the stream is empty."""
+    """Move the stream into the warehouse: this consumer's pending entries first (left
+    by a run that died), then new ones, up to as many as the stream held when the drain
+    began, so a drain under steady traffic finishes (the next one takes the rest)."""
     started = time.perf_counter()
     ensure_table(warehouse)
     ensure_group(client)
+    budget = int(cast(int, client.xlen(STREAM)))
     entries = inserted = batches = 0
     for start_id in ("0", ">"):
-        while True:
-            reply = cast(list, client.xreadgroup(GROUP, consumer, {STREAM: start_id}, count=batch))
+        while entries < budget:
+            count = min(batch, budget - entries)
+            reply = cast(list, client.xreadgroup(GROUP, consumer, {STREAM: start_id}, count=count))
             delivered = reply[0][1] if reply else []
             # an entry deleted from the stream while pending comes back without fields
             gone = [sid for sid, fields in delivered if not fields]

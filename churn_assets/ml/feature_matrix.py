@@ -96,8 +96,12 @@ class FeatureSpec:
         return cls(tuple(data["names"]), {k: tuple(v) for k, v in data["categories"].items()})
 
 
-def _with_attributes(frame: pd.DataFrame, warehouse: Warehouse) -> pd.DataFrame:
-    attributes = pivot_attributes(warehouse.query_df(f"SELECT * FROM {MARTS}.customer_attributes"))
+def _with_attributes(
+    frame: pd.DataFrame, warehouse: Warehouse, where: str = "", params: list[str] | None = None
+) -> pd.DataFrame:
+    attributes = pivot_attributes(
+        warehouse.query_df(f"SELECT * FROM {MARTS}.customer_attributes {where}", params)
+    )
     merged = frame.merge(attributes, on="customer_id", how="left")
     merged["as_of_date"] = pd.to_datetime(merged["as_of_date"])
     return merged
@@ -112,14 +116,14 @@ def load_training_frame(warehouse: Warehouse) -> pd.DataFrame:
 
 def load_scoring_frame(warehouse: Warehouse, customer_ids: list[str] | None = None) -> pd.DataFrame:
     """scoring_features (the latest as_of per customer) joined with the attributes;
-    only the given customers when customer_ids is set."""
-    sql = f"SELECT * FROM {MARTS}.scoring_features"
-    params: list[str] | None = None
+    only the given customers when customer_ids is set (then an attribute none of them
+    has is absent from the frame, not a column of nulls)."""
+    where, params = "", None
     if customer_ids is not None:
-        placeholders = ", ".join("?" * len(customer_ids)) or "NULL"
-        sql += f" WHERE customer_id IN ({placeholders})"
+        where = f"WHERE customer_id IN ({', '.join('?' * len(customer_ids)) or 'NULL'})"
         params = list(customer_ids)
-    return _with_attributes(warehouse.query_df(sql, params), warehouse)
+    frame = warehouse.query_df(f"SELECT * FROM {MARTS}.scoring_features {where}", params)
+    return _with_attributes(frame, warehouse, where, params)
 
 
 def as_of_seconds(frame: pd.DataFrame) -> np.ndarray:

@@ -21,23 +21,11 @@ from serving.schemas import (
 )
 from serving.scoring import Scorer
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the model sees float32
 ExplainK = Annotated[
     int | None,
     Parameter(query="explain", ge=1, le=50, description="add the top-k reasons to each prediction"),
 ]
-
-
-def record(request: Request, predictions: list[Prediction]) -> None:
-    metrics = request.app.state.metrics
-    scored = [p for p in predictions if p.churn_probability is not None]
-    served: dict[tuple[str | None, str | None], int] = {}
-    for p in scored:
-        key = (p.model_version, p.variant)
-        served[key] = served.get(key, 0) + 1
-    for (version, variant), n in served.items():
-        metrics.predictions.labels(version, variant).inc(n)
-    metrics.probability.observe_many([p.churn_probability for p in scored])
-    metrics.feature_age.observe_many([p.feature_age_seconds for p in scored])
 
 
 class PredictController(Controller):
@@ -50,8 +38,8 @@ class PredictController(Controller):
     ) -> list[Prediction]:
         scorer: Scorer = request.app.state.scorer
         features = await scorer.features(request.user, ids)
-        predictions = scorer.predictions(ids, features, explain)
-        record(request, predictions)
+        predictions = await scorer.score(ids, features, explain)
+        request.app.state.metrics.record(predictions)
         request.app.state.prediction_log.append(request, predictions)
         return predictions
 
@@ -123,8 +111,8 @@ def inline_vector(model: LoadedModel, features: dict[str, float | str | None]) -
                 problems.append(f"{name} must be one of {', '.join(options)}; got {value!r}")
                 continue
             x[0, j] = options.index(value)
-        elif isinstance(value, str) or not np.isfinite(value):
-            problems.append(f"{name} must be a finite number or null; got {value!r}")
+        elif isinstance(value, str) or not abs(value) <= FLOAT32_MAX:  # NaN fails too
+            problems.append(f"{name} must be a finite float32 number or null; got {value!r}")
         else:
             x[0, j] = value
     if problems:

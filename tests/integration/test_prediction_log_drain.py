@@ -106,3 +106,19 @@ def test_the_asset_drains_and_reports_its_rate(duckdb_settings, redis_url) -> No
     metadata = result.asset_materializations_for_node("prediction_log")[0].metadata
     assert metadata["entries_drained"].value == 50 and metadata["rows_inserted"].value == 50
     assert metadata["entries_per_minute"].value > 0
+
+
+def test_a_drain_under_steady_traffic_finishes(settings, redis_url) -> None:
+    client = redis.Redis.from_url(redis_url)
+    wh = Warehouse(settings)
+    _append(client, 1_000)
+    written = [1_000]
+
+    def traffic(_: int) -> None:  # the service keeps logging while the drain runs
+        _append(client, 500, start=written[0])
+        written[0] += 500
+
+    report = drain(client, wh, batch=200, progress=traffic)
+    assert report.entries == 1_000 and _rows(wh) == [f"C{i:07d}" for i in range(1_000)]
+    assert client.xlen(STREAM) == written[0] - 1_000  # the rest waits for the next drain
+    assert drain(client, wh, batch=10_000).entries == written[0] - 1_000

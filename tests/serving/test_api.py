@@ -121,6 +121,11 @@ async def test_what_if_scoring_validates_against_the_feature_schema(client, cust
         headers=bearer("scorer"),
     )
     assert wrong.status_code == 400 and f"{categorical} must be one of" in wrong.json()["detail"]
+    numeric = next(n for n in model.names if n not in model.categories)
+    huge = await client.post(
+        "/v1/predict/features", json={"features": {**row, numeric: 1e39}}, headers=bearer("scorer")
+    )
+    assert huge.status_code == 400 and "finite float32 number" in huge.json()["detail"]
 
 
 async def test_batch_and_models_need_the_analyst_role(client, customers) -> None:
@@ -227,6 +232,12 @@ async def test_health_metrics_and_openapi(client, customers) -> None:
         'churn_http_requests_total{method="POST",route="/v1/predict",status="404"} 1.0' in metrics
     )
     assert 'churn_predictions_total{model_version="1",variant="champion"} 1.0' in metrics
+    for status in ("200", "404"):  # latency by route and status
+        assert (
+            f'churn_http_request_duration_seconds_count{{route="/v1/predict",status="{status}"}} 1.0'
+            in metrics
+        )
+    assert "churn_prediction_probability_count 1.0" in metrics
     for name in ("churn_http_request_duration_seconds_bucket", "churn_prediction_probability_bucket",
                  "churn_feature_age_seconds_bucket", "churn_redis_errors_total",
                  "churn_redis_circuit_state 0.0"):  # fmt: skip
@@ -268,6 +279,22 @@ async def test_every_prediction_lands_in_the_log_stream(client, customers) -> No
     request_id = response.json()["request_id"]
     assert all(e["request_id"] == request_id and e["subject"] == "auditor" for e in logged)
     assert all(e["model_version"] == "1" and e["reasons"].startswith("[[") for e in logged)
+
+    # explanations are predictions too: logged with their reasons and counted
+    explained = await client.post(
+        "/v1/explain", json={"customer_ids": customers[3:5]}, headers=bearer("analyst", "auditor")
+    )
+    for _ in range(200):
+        if stream.xlen(STREAM) >= 5:
+            break
+        await anyio.sleep(0.01)
+    later = [{k.decode(): v.decode() for k, v in f.items()} for _, f in stream.xrange(STREAM)[3:]]
+    assert [e["customer_id"] for e in later] == customers[3:5]
+    assert {e["request_id"] for e in later} == {explained.json()["request_id"]}
+    assert all(e["reasons"].count("[") == 4 for e in later)  # top 3 by default
+    metrics = (await client.get("/metrics")).text
+    assert 'churn_predictions_total{model_version="1",variant="champion"} 5.0' in metrics
+    assert 'churn_prediction_log_lost{reason="buffer_full"} 0.0' in metrics
 
 
 async def test_without_a_champion_the_service_is_up_but_not_ready(

@@ -13,8 +13,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from serving.errors import Unavailable
 from serving.online import CircuitBreaker, OnlineReader
 from serving.redis_wire import WireConnection
+from serving.settings import MAX_BATCH_LIMIT
 from tests.serving.conftest import TEST_REDIS_URL, free_port, redis_server
 
 pytestmark = pytest.mark.anyio
@@ -98,3 +100,31 @@ async def test_unix_sockets_as_the_embedded_server_uses(tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_one_broken_connection_counts_once_against_the_breaker() -> None:
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    breaker = CircuitBreaker(failures=3, reset_seconds=60)
+    reader = OnlineReader(None, WireConnection(f"redis://127.0.0.1:{port}/0", 0.05), breaker)  # type: ignore[arg-type]
+    outcomes = await asyncio.gather(
+        *(reader.fetch("fs", ["a"], "t", 10, 60) for _ in range(8)), return_exceptions=True
+    )
+    assert all(isinstance(o, Unavailable) for o in outcomes) and reader.errors == 8
+    # eight requests shared one timed-out connection: one failure, the circuit stays closed
+    assert breaker.consecutive == 1 and breaker.state == "closed"
+    server.close()
+    await server.wait_closed()
+
+
+async def test_the_largest_allowed_batch_fits_the_lookup_script() -> None:
+    reader = OnlineReader(None, WireConnection(TEST_REDIS_URL, 1.0), CircuitBreaker(5, 1.0))  # type: ignore[arg-type]
+    await reader.wire.call("SET", "churn:online:fs-limit:live", "s")
+    ids = [f"C{i:07d}" for i in range(MAX_BATCH_LIMIT)]
+    lookup = await reader.fetch("fs-limit", ids, "t", 10, 60)
+    assert lookup.sync_id == "s" and len(lookup.blobs) == MAX_BATCH_LIMIT
+    await reader.wire.call("DEL", "churn:online:fs-limit:live", "churn:rate:t")
+    reader.wire.close()

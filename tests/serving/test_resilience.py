@@ -123,8 +123,14 @@ async def test_a_missed_event_is_caught_by_the_registry_poll(
             if holder.current.version == v2:
                 break
             await asyncio.sleep(0.05)
+        own_registry.set_alias("challenger", v2)  # the poll refreshes aliases too
+        for _ in range(100):
+            if "challenger" in holder.current.aliases:
+                break
+            await asyncio.sleep(0.05)
         models = await client.get("/v1/models", headers=bearer("analyst"))
-    assert models.json()["models"][0]["version"] == v2
+    (model,) = models.json()["models"]
+    assert model["version"] == v2 and sorted(model["aliases"]) == ["challenger", "champion"]
 
 
 async def test_a_champion_waits_for_its_features_to_be_online(
