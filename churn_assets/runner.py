@@ -42,6 +42,9 @@ class RunSummary:
     success: bool
     materialized: dict[str, dict] = field(default_factory=dict)  # key -> metadata
     checks: list[tuple[str, str, bool, str]] = field(default_factory=list)
+    # failed checks of monitoring assets: what they found about the data, not a failure
+    # of the run (drift is reported and acted on by sensors, it does not fail `make demo`)
+    findings: list[tuple[str, str, bool, str]] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
     failed_steps: list[str] = field(default_factory=list)
 
@@ -57,6 +60,7 @@ def materialize(
 ) -> RunSummary:
     """Materialize the selected assets (default: all) and their checks in this process."""
     from churn_assets.definitions import ASSET_CHECKS, ASSETS, default_resources, defs
+    from churn_assets.defs.monitoring import MONITORING_GROUP
 
     graph = defs.resolve_asset_graph()
     planned = (
@@ -78,7 +82,8 @@ def materialize(
             k: v.value for k, v in mat.metadata.items()
         }
     for evaluation in result.get_asset_check_evaluations():
-        summary.checks.append(
+        observed = graph.get(evaluation.asset_key).group_name == MONITORING_GROUP
+        (summary.findings if observed else summary.checks).append(
             (
                 evaluation.asset_key.to_user_string(),
                 evaluation.check_name,
@@ -110,6 +115,14 @@ def print_summary(summary: RunSummary, out: TextIO | None = None) -> None:
     ):
         print(
             f"  {'pass' if passed else 'FAIL':<5} {asset}:{name}  {description}".rstrip(), file=out
+        )
+    if summary.findings:
+        print("\nMonitoring (findings about the data; they do not fail the run)", file=out)
+    for asset, name, passed, description in sorted(
+        summary.findings, key=lambda c: (c[2], c[0], c[1])
+    ):
+        print(
+            f"  {'ok' if passed else 'ALERT':<5} {asset}:{name}  {description}".rstrip(), file=out
         )
     for step in summary.failed_steps:
         print(f"  ERROR step {step} failed (see the log above)", file=out)

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get(
     "CHURN_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-# the feature graph: no training, no serving (tests of features need no model)
-FEATURE_GRAPH = "not group:models and not group:serving"
+# the feature graph: no training, serving or monitoring (tests of features need no model)
+FEATURE_GRAPH = "not group:models and not group:serving and not group:monitoring"
 SMALL = GeneratorConfig(customers=300, days=200, seed=3, start=dt.date(2025, 1, 1))
 
 

@@ -13,12 +13,14 @@ import lightgbm as lgb
 import numpy as np
 
 from churn_assets.ml.calibration import Calibrator
+from churn_assets.ml.drift import ReferenceProfile
 from churn_assets.ml.feature_matrix import FeatureSpec
 
 BOOSTER_FILE = "booster.txt"
 SPEC_FILE = "features.json"
 CALIBRATOR_FILE = "calibrator.json"
 METADATA_FILE = "metadata.json"
+REFERENCE_FILE = "reference.json"  # drift reference, frozen at training time
 
 DETERMINISTIC = {"deterministic": True, "force_row_wise": True, "verbose": -1}
 
@@ -43,6 +45,8 @@ class ModelBundle:
     spec: FeatureSpec
     calibrator: Calibrator | None = None
     metadata: dict[str, object] = field(default_factory=dict)
+    # what the model learned from, for drift reports (None in bundles made without one)
+    reference: ReferenceProfile | None = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Churn probabilities for rows of x in spec order. One thread: on a small box,
@@ -59,6 +63,8 @@ class ModelBundle:
         if self.calibrator:
             (directory / CALIBRATOR_FILE).write_text(json.dumps(self.calibrator.to_dict()))
         (directory / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, default=str))
+        if self.reference:
+            (directory / REFERENCE_FILE).write_text(json.dumps(self.reference.to_dict()))
         return directory
 
     @classmethod
@@ -71,6 +77,7 @@ class ModelBundle:
                 f"{directory} is not a model bundle: missing {', '.join(missing)}"
             )
         calibrator_path = directory / CALIBRATOR_FILE
+        reference_path = directory / REFERENCE_FILE
         return cls(
             booster=lgb.Booster(model_file=str(directory / BOOSTER_FILE)),
             spec=FeatureSpec.from_dict(json.loads((directory / SPEC_FILE).read_text())),
@@ -78,4 +85,7 @@ class ModelBundle:
             if calibrator_path.exists()
             else None,
             metadata=json.loads((directory / METADATA_FILE).read_text()),
+            reference=ReferenceProfile.from_dict(json.loads(reference_path.read_text()))
+            if reference_path.exists()
+            else None,
         )

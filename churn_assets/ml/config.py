@@ -10,6 +10,7 @@ from typing import Literal
 
 from churn_assets.ml.business import CampaignEconomics
 from churn_assets.ml.calibration import Method
+from churn_assets.ml.drift import DriftThresholds
 from churn_assets.ml.search import FAMILIES
 
 PromotionPolicy = Literal["champion", "challenger"]
@@ -50,6 +51,7 @@ class ModelSettings:
     # which customers batch_scores explains: TreeSHAP costs ~30x the prediction itself
     batch_reasons: BatchReasons = "all"
     gates: GateLimits = field(default_factory=GateLimits)
+    drift: DriftThresholds = field(default_factory=DriftThresholds)
     economics: CampaignEconomics = field(default_factory=CampaignEconomics)
 
     def __post_init__(self) -> None:
@@ -90,6 +92,7 @@ def load_model_settings(environ: dict[str, str] | None = None) -> ModelSettings:
 
     defaults = GateLimits()
     economics = CampaignEconomics()
+    drift = DriftThresholds()
     families = env.get("CHURN_SEARCH_FAMILIES")
     return ModelSettings(
         tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
@@ -107,6 +110,13 @@ def load_model_settings(environ: dict[str, str] | None = None) -> ModelSettings:
         bootstrap_rounds=int(number("CHURN_BOOTSTRAP_ROUNDS", 200)),
         promotion_policy=env.get("CHURN_PROMOTION_POLICY", "champion"),  # type: ignore[arg-type]
         batch_reasons=env.get("CHURN_BATCH_REASONS", "all"),  # type: ignore[arg-type]
+        drift=DriftThresholds(
+            psi_warn=number("CHURN_DRIFT_PSI_WARN", drift.psi_warn),
+            psi_alert=number("CHURN_DRIFT_PSI_ALERT", drift.psi_alert),
+            alpha=number("CHURN_DRIFT_ALPHA", drift.alpha),
+            share_alert=number("CHURN_DRIFT_SHARE_ALERT", drift.share_alert),
+            min_rows=int(number("CHURN_DRIFT_MIN_ROWS", drift.min_rows)),
+        ),
         gates=GateLimits(
             auc_floor=number("CHURN_GATE_AUC_FLOOR", defaults.auc_floor),
             brier_ceiling=number("CHURN_GATE_BRIER_CEILING", defaults.brier_ceiling),

@@ -92,16 +92,16 @@ def render_plots(
     importance = np.nan_to_num(np.abs(contributions).mean(axis=0))
     ranked = np.argsort(-importance, kind="stable")
     return {
-        "roc": _png(_roc_figure(y, p)),
-        "precision_recall": _png(_precision_recall_figure(y, p)),
-        "calibration": _png(_calibration_figure(y, p)),
-        "lift_gain": _png(_lift_gain_figure(y, p)),
-        "shap_summary": _png(
+        "roc": png_bytes(_roc_figure(y, p)),
+        "precision_recall": png_bytes(_precision_recall_figure(y, p)),
+        "calibration": png_bytes(_calibration_figure(y, p)),
+        "lift_gain": png_bytes(_lift_gain_figure(y, p)),
+        "shap_summary": png_bytes(
             _shap_summary_figure(
                 contributions[sample], x[sample], feature_names, ranked[:TOP_FEATURES]
             )
         ),
-        "shap_dependence": _png(
+        "shap_dependence": png_bytes(
             _shap_dependence_figure(contributions[sample], x[sample], feature_names, ranked)
         ),
     }
@@ -114,7 +114,7 @@ def _subsample(n: int, max_rows: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     # no Software/date metadata so the same input gives byte-identical PNGs
@@ -122,7 +122,7 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _new_figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
+def new_figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
     return Figure(figsize=figsize, dpi=DPI)
 
 
@@ -135,7 +135,7 @@ def _undefined(ax: Any, why: str) -> None:
 
 
 def _roc_figure(y: np.ndarray, p: np.ndarray) -> Figure:
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="random")
     if _both_classes(y):
@@ -150,7 +150,7 @@ def _roc_figure(y: np.ndarray, p: np.ndarray) -> Figure:
 
 
 def _precision_recall_figure(y: np.ndarray, p: np.ndarray) -> Figure:
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     base_rate = float(y.mean())
     ax.axhline(base_rate, linestyle="--", color="grey", linewidth=1, label="churn rate")
@@ -169,7 +169,7 @@ def _precision_recall_figure(y: np.ndarray, p: np.ndarray) -> Figure:
 def _calibration_figure(y: np.ndarray, p: np.ndarray) -> Figure:
     """Reliability curve over quantile bins: equal-count bins keep every point backed
     by the same number of customers, which matters when most scores sit near zero."""
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     bins = [b for b in np.array_split(np.argsort(p, kind="stable"), CALIBRATION_BINS) if len(b)]
     predicted = [float(p[b].mean()) for b in bins]
@@ -190,7 +190,7 @@ def _calibration_figure(y: np.ndarray, p: np.ndarray) -> Figure:
 def _lift_gain_figure(y: np.ndarray, p: np.ndarray) -> Figure:
     """Cumulative gain (share of churners reached vs share contacted) and lift per
     decile: the two questions a retention team asks of a ranking."""
-    fig = _new_figure((9.0, 4.0))
+    fig = new_figure((9.0, 4.0))
     gain_ax, lift_ax = fig.subplots(1, 2)
     order = np.argsort(-p, kind="stable")
     ranked = y[order]
@@ -226,7 +226,7 @@ def _shap_summary_figure(
 ) -> Figure:
     """Beeswarm: one row per feature (most important on top), one dot per customer at
     its contribution, coloured by the feature's value (grey when missing)."""
-    fig = _new_figure((6.0, 1.0 + 0.3 * max(len(top), 1)))
+    fig = new_figure((6.0, 1.0 + 0.3 * max(len(top), 1)))
     ax = fig.add_subplot()
     cmap = colormaps["coolwarm"]
     for row, feature in enumerate(top[::-1]):  # y=0 at the bottom, so least important first
@@ -298,7 +298,7 @@ def _shap_dependence_figure(
 ) -> Figure:
     """Value vs contribution of the most important feature, coloured by the second one:
     shows the shape of the learned effect and hints at the strongest interaction."""
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     if len(ranked) == 0:
         _undefined(ax, "no features")
@@ -370,7 +370,7 @@ def _ordered_plots(plots: Mapping[str, bytes]) -> list[str]:
     return known + sorted(key for key in plots if key not in PLOT_KEYS)
 
 
-def _data_uri(png: bytes) -> str:
+def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
@@ -493,7 +493,7 @@ def render_markdown(evaluation: Mapping[str, Any], plots: Mapping[str, bytes]) -
         )
 
     for key in _ordered_plots(plots):
-        lines += ["", f"![{_md(key)}]({_data_uri(plots[key])})"]
+        lines += ["", f"![{_md(key)}]({data_uri(plots[key])})"]
     return "\n".join(lines) + "\n"
 
 
@@ -592,7 +592,7 @@ def render_html(
         body.append('<h2>Plots</h2><div class="plots">')
         for key in _ordered_plots(plots):
             body.append(
-                f'<figure><img src="{_data_uri(plots[key])}" alt="{_h(key)}">'
+                f'<figure><img src="{data_uri(plots[key])}" alt="{_h(key)}">'
                 f"<figcaption>{_h(key)}</figcaption></figure>"
             )
         body.append("</div>")

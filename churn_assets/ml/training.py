@@ -22,6 +22,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from churn_assets.ml.bundle import ModelBundle, train_booster
 from churn_assets.ml.business import CampaignEconomics, best_campaign
 from churn_assets.ml.calibration import Calibrator, Method
+from churn_assets.ml.drift import ReferenceProfile, build_reference
 from churn_assets.ml.feature_matrix import KEY_COLUMNS, FeatureSpec
 from churn_assets.ml.lineage import frame_fingerprint
 from churn_assets.ml.search import SearchBudget, SearchData, fit_params, lightgbm_params, run_search
@@ -29,6 +30,7 @@ from churn_assets.ml.selection import Selection, select_features
 from churn_assets.ml.splits import TimeSplit, time_split
 
 REVENUE_COLUMN = "monthly_revenue"
+REFERENCE_ROWS = 100_000  # enough for stable percentiles; bounds the bundle's size
 SERVABLE_FAMILIES = ("lightgbm",)  # what serving runs natively (a Booster, no sklearn)
 Progress = Callable[[str], None]
 
@@ -196,7 +198,8 @@ def fit_final(
     calibrator = Calibrator.fit(raw_valid, ts.y[valid], choice.calibration)
     p_valid = calibrator.transform(raw_valid)
     threshold = operating_threshold(ts.y[valid], p_valid, _revenue(ts.frame, valid), economics)
-    bundle = ModelBundle(booster=booster, spec=spec, calibrator=calibrator)
+    reference = training_reference(ts, spec, valid, p_valid, choice.seed)
+    bundle = ModelBundle(booster=booster, spec=spec, calibrator=calibrator, reference=reference)
     calibration = {
         "method": choice.calibration,
         "fold": "validation (time-later than training)",
@@ -204,6 +207,29 @@ def fit_final(
         "churners": int(ts.y[valid].sum()),
     }
     return bundle, calibration, threshold
+
+
+def training_reference(
+    ts: TrainingSet, spec: FeatureSpec, valid: np.ndarray, p_valid: np.ndarray, seed: int
+) -> ReferenceProfile:
+    """The drift reference frozen with the model: its features and calibrated scores on
+    the validation fold (a seeded sample of at most REFERENCE_ROWS rows). That fold is
+    the latest period the model learned from (it fitted the calibrator and the
+    threshold); the training fold's early snapshots carry windows cut short by the
+    start of the history, which would make every later batch look drifted."""
+    rows = np.arange(len(valid))
+    if len(rows) > REFERENCE_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, REFERENCE_ROWS, replace=False))
+    frame = ts.frame.iloc[valid[rows]]
+    dates = frame["as_of_date"]
+    numeric = [n for n in spec.names if n not in spec.categories]
+    return build_reference(
+        frame[list(spec.names)],
+        spec.categorical,
+        numeric,
+        p_valid[rows],
+        f"{len(rows):,} validation rows, as_of {dates.min().date()} to {dates.max().date()}",
+    )
 
 
 def operating_threshold(

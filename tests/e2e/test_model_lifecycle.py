@@ -54,6 +54,9 @@ def test_train_gate_promote_reproduce_refuse_and_roll_back(
     assert "pass  online_features:online_offline_parity" in out
     assert "materialized  online_features" in out
     assert "materialized  batch_scores" in out and "materialized  prediction_log" in out
+    # drift against the reference frozen with v1, reported without failing the run
+    assert "materialized  feature_drift_report" in out
+    assert "feature_drift_report:feature_drift" in out.split("Monitoring (findings")[1]
 
     assert cli.main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)

@@ -1,8 +1,10 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from churn_assets.ml.bundle import ModelBundle, train_booster
 from churn_assets.ml.calibration import Calibrator
+from churn_assets.ml.drift import build_reference
 from churn_assets.ml.feature_matrix import FeatureSpec
 
 PARAMS = {"learning_rate": 0.1, "num_leaves": 15, "min_data_in_leaf": 20}
@@ -32,6 +34,12 @@ def test_bundle_round_trip_predicts_the_same(tmp_path):
     assert np.array_equal(loaded.predict(x), bundle.predict(x))
     assert loaded.metadata == {"version": 3}
     assert np.all((loaded.predict(x) >= 0) & (loaded.predict(x) <= 1))
+    assert loaded.reference is None  # a bundle made without one loads without one
+
+    frame = pd.DataFrame(x, columns=list("abcd"))
+    bundle.reference = build_reference(frame, [], list("abcd"), bundle.predict(x), "test")
+    again = ModelBundle.load(bundle.save(tmp_path / "with_reference"))
+    assert again.reference == bundle.reference and again.reference.score is not None
 
 
 def test_wrong_shapes_and_missing_files_are_clear_errors(tmp_path):

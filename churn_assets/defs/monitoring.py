@@ -1,0 +1,146 @@
+"""Monitoring assets: drift of the current feature build (and of the champion's scores
+on it) against the reference frozen with the champion at training time."""
+
+from typing import Any
+
+import dagster as dg
+
+from churn_assets.ml.drift import DriftReport, FeatureDrift, drift_report
+from churn_assets.ml.drift_render import drift_markdown
+from churn_assets.ml.feature_matrix import load_scoring_frame
+from churn_assets.ml.registry import CHAMPION
+from churn_assets.resources import MlflowResource, WarehouseResource
+
+MONITORING_GROUP = "monitoring"
+DRIFT_KEY = dg.AssetKey("feature_drift_report")
+FEATURE_DRIFT_CHECK = "feature_drift"
+PREDICTION_DRIFT_CHECK = "prediction_drift"
+SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "alert": dg.AssetCheckSeverity.ERROR}
+
+
+@dg.asset(
+    key=DRIFT_KEY,
+    group_name=MONITORING_GROUP,
+    owners=["team:ml-platform"],
+    kinds={"python"},
+    deps=["scoring_features", "customer_attributes", "churn_model_promotion"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            FEATURE_DRIFT_CHECK,
+            asset=DRIFT_KEY,
+            description="WARN when a feature drifted moderately (significant after "
+            "Benjamini-Hochberg and PSI >= CHURN_DRIFT_PSI_WARN), ERROR on severe drift "
+            "(PSI >= CHURN_DRIFT_PSI_ALERT, or the drifted share reaching "
+            "CHURN_DRIFT_SHARE_ALERT) and on a batch that cannot be judged.",
+        ),
+        dg.AssetCheckSpec(
+            PREDICTION_DRIFT_CHECK,
+            asset=DRIFT_KEY,
+            description="The champion's score distribution on the current features "
+            "against its scores on the validation fold, with the same PSI thresholds.",
+        ),
+    ],
+    description=(
+        "Drift of scoring_features (the latest snapshot of every customer) against the "
+        "reference frozen in the champion's bundle: PSI, Kolmogorov-Smirnov or "
+        "chi-square and Jensen-Shannon per feature, with noise control."
+    ),
+)
+def feature_drift_report(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    mlflow_registry: MlflowResource,
+):
+    settings = mlflow_registry.settings()
+    registry = mlflow_registry.registry()
+    champion = registry.alias(CHAMPION)
+    if champion is None:
+        raise dg.Failure("No champion model yet: drift is measured against the champion.")
+    bundle = registry.load_bundle(champion, settings.model_cache)
+    if bundle.reference is None:
+        why = f"v{champion} has no drift reference (trained before drift monitoring): retrain it"
+        yield dg.Output(None, metadata={"model_version": champion, "verdict": "no reference"})
+        for name in (FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK):
+            yield dg.AssetCheckResult(check_name=name, passed=False, description=why,
+                                      severity=dg.AssetCheckSeverity.WARN)  # fmt: skip
+        return
+    frame = load_scoring_frame(warehouse.warehouse())
+    scores = bundle.predict(bundle.spec.transform(frame)) if len(frame) else None
+    report = drift_report(bundle.reference, frame, scores, settings.drift)
+    context.log.info(
+        f"drift of {report.rows:,} customers against v{champion}: {report.verdict}, "
+        f"{report.share_drifted:.0%} of features drifted"
+    )
+    yield dg.Output(
+        None,
+        metadata={
+            "model_version": champion,
+            "reference": bundle.reference.description,
+            "rows": report.rows,
+            "verdict": report.verdict,
+            "share_drifted": dg.MetadataValue.float(round(report.share_drifted, 4)),
+            "drifted_features": ", ".join(f.name for f in report.drifted()) or "none",
+            "report": dg.MetadataValue.md(drift_markdown(report, f"Drift against v{champion}")),
+        },
+    )
+    yield feature_check(report)
+    yield prediction_check(report)
+
+
+def feature_check(report: DriftReport) -> dg.AssetCheckResult:
+    drifted = report.drifted()
+    metadata: dict[str, Any] = {
+        "verdict": report.verdict,
+        "share_drifted": dg.MetadataValue.float(round(report.share_drifted, 4)),
+        "drifted": dg.MetadataValue.json(
+            [{"feature": f.name, "level": f.level, "psi": round(f.psi, 4)} for f in drifted]
+        ),
+        "problems": dg.MetadataValue.json(report.problems),
+    }
+    if report.verdict == "ok":
+        return dg.AssetCheckResult(
+            check_name=FEATURE_DRIFT_CHECK, passed=True, metadata=metadata,
+            description="no feature drifted beyond noise",
+        )  # fmt: skip
+    parts = report.problems + [describe(f) for f in drifted[:10]]
+    return dg.AssetCheckResult(
+        check_name=FEATURE_DRIFT_CHECK,
+        passed=False,
+        severity=SEVERITY[report.verdict],
+        description="; ".join(parts)[:2000],
+        metadata=metadata,
+    )
+
+
+def describe(f: FeatureDrift) -> str:
+    unseen = f", {f.unseen:.0%} in categories the model never saw" if f.unseen >= 0.005 else ""
+    missing = (
+        f", missing {f.missing_reference:.0%} -> {f.missing_current:.0%}"
+        if abs(f.missing_current - f.missing_reference) >= 0.05
+        else ""
+    )
+    return f"{f.name} {f.level} (PSI {f.psi:.3f}{unseen}{missing})"
+
+
+def prediction_check(report: DriftReport) -> dg.AssetCheckResult:
+    p = report.prediction
+    if p is None:
+        return dg.AssetCheckResult(
+            check_name=PREDICTION_DRIFT_CHECK, passed=False,
+            severity=dg.AssetCheckSeverity.WARN, description="no scores to compare",
+        )  # fmt: skip
+    metadata = {
+        "psi": dg.MetadataValue.float(round(p.psi, 4)),
+        "ks": dg.MetadataValue.float(round(p.statistic, 4)),
+    }
+    if p.level == "ok":
+        return dg.AssetCheckResult(
+            check_name=PREDICTION_DRIFT_CHECK, passed=True, metadata=metadata
+        )
+    return dg.AssetCheckResult(
+        check_name=PREDICTION_DRIFT_CHECK,
+        passed=False,
+        severity=SEVERITY[p.level],
+        description=f"the score distribution moved: PSI {p.psi:.3f}, KS {p.statistic:.3f}",
+        metadata=metadata,
+    )
