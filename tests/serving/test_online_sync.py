@@ -1,13 +1,11 @@
 """The online_features asset as a gate: a sync whose vectors do not match the warehouse
 fails its blocking parity check, is dropped, and the live sync stays as it was."""
 
-import dagster as dg
 import redis
 
-from churn_assets.defs.online import PARITY_CHECK, online_features
+from churn_assets.defs.online import PARITY_CHECK
 from churn_assets.ml.registry import CHAMPION, Registry
-from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
-from tests.serving.conftest import TEST_REDIS_URL
+from tests.serving.conftest import TEST_REDIS_URL, run_online_features
 from warehouse.online_store import OnlineStore, pointer_key
 
 
@@ -32,15 +30,8 @@ def test_a_sync_that_fails_parity_never_goes_live(served_home, monkeypatch) -> N
         return sync_id
 
     monkeypatch.setattr(OnlineStore, "stage", stage_with_a_bad_encoder)
-    result = dg.materialize(
-        [online_features],
-        resources={
-            "warehouse": WarehouseResource(home=str(served_home)),
-            "mlflow_registry": MlflowResource(home=str(served_home), tracking_uri=tracking_uri),
-            "redis_store": RedisResource(url=TEST_REDIS_URL),
-        },
-        raise_on_error=False,
-    )
+    result = run_online_features(served_home, tracking_uri)
+    assert not result.success  # a blocking check failed: the run says so
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == PARITY_CHECK and not check.passed
     assert "the sync was dropped" in check.description
