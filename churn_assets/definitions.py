@@ -13,7 +13,8 @@ from churn_assets.defs.registry import churn_model_promotion
 from churn_assets.defs.scoring import batch_scores
 from churn_assets.defs.training import MODEL_GROUP, churn_model_candidate
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
-from sensors.landing import landing_zone_sensor
+from sensors.landing import LANDING_TARGET, landing_zone_sensor
+from sensors.retraining import RETRAINING_JOB, retraining_sensor
 
 ASSETS = [
     *raw_assets,
@@ -40,6 +41,16 @@ churn_model_training = dg.define_asset_job(
     description="Search, evaluate, gate and promote a model on the current feature tables.",
 )
 
+churn_retraining = dg.define_asset_job(
+    RETRAINING_JOB,
+    selection=(LANDING_TARGET - dg.AssetSelection.groups("raw"))
+    | dg.AssetSelection.groups(MODEL_GROUP)
+    | dg.AssetSelection.assets(online_features, feature_drift_report),
+    description="What the retraining sensor launches: refresh the feature tables and the "
+    "training set, search, evaluate, gate and promote, sync the new champion's features "
+    "and measure drift against it.",
+)
+
 
 def default_resources() -> dict:
     return {
@@ -56,7 +67,7 @@ defs = dg.Definitions(
     executor=dg.in_process_executor,
     assets=ASSETS,
     asset_checks=ASSET_CHECKS,
-    jobs=[churn_pipeline, churn_model_training],
-    sensors=[landing_zone_sensor],
+    jobs=[churn_pipeline, churn_model_training, churn_retraining],
+    sensors=[landing_zone_sensor, retraining_sensor],
     resources=default_resources(),
 )

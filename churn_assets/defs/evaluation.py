@@ -249,5 +249,9 @@ def _record_gate_outcome(
         version,
         trigger_of(context),
         reasons,
-        {"gates": evaluation["gates"], "dagster_run_id": context.run_id},
+        {
+            "gates": evaluation["gates"],
+            "dagster_run_id": context.run_id,
+            "run_tags": dict(context.run.tags),
+        },
     )

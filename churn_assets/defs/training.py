@@ -24,7 +24,8 @@ def trigger_of(context: dg.AssetExecutionContext) -> str:
     """Who or what launched this run, for MLflow tags and the promotion ledger."""
     tags = context.run.tags
     trigger = tags.get("churn/trigger") or tags.get("dagster/sensor_name") or "dagster"
-    return f"{trigger} (run {context.run_id[:8]})"
+    incident = f" for {tags['churn/incident']}" if tags.get("churn/incident") else ""
+    return f"{trigger}{incident} (run {context.run_id[:8]})"
 
 
 @dg.asset(

@@ -48,6 +48,9 @@ class ModelSettings:
     calibration: Method = "isotonic"
     bootstrap_rounds: int = 200
     promotion_policy: PromotionPolicy = "champion"
+    # retraining sensor: incidents after a launch are absorbed for this long
+    retrain_cooldown_seconds: float = 6 * 3600
+    champion_max_age_days: float = 30.0
     # which customers batch_scores explains: TreeSHAP costs ~30x the prediction itself
     batch_reasons: BatchReasons = "all"
     gates: GateLimits = field(default_factory=GateLimits)
@@ -110,6 +113,8 @@ def load_model_settings(environ: dict[str, str] | None = None) -> ModelSettings:
         bootstrap_rounds=int(number("CHURN_BOOTSTRAP_ROUNDS", 200)),
         promotion_policy=env.get("CHURN_PROMOTION_POLICY", "champion"),  # type: ignore[arg-type]
         batch_reasons=env.get("CHURN_BATCH_REASONS", "all"),  # type: ignore[arg-type]
+        retrain_cooldown_seconds=number("CHURN_RETRAIN_COOLDOWN_SECONDS", 6 * 3600),
+        champion_max_age_days=number("CHURN_CHAMPION_MAX_AGE_DAYS", 30),
         drift=DriftThresholds(
             psi_warn=number("CHURN_DRIFT_PSI_WARN", drift.psi_warn),
             psi_alert=number("CHURN_DRIFT_PSI_ALERT", drift.psi_alert),

@@ -17,12 +17,13 @@ import pytest
 import redis
 from litestar import Litestar
 
+from churn_assets.defs.monitoring import feature_drift_report
 from churn_assets.defs.online import online_features
 from churn_assets.ml.bundle import ModelBundle, train_booster
 from churn_assets.ml.calibration import Calibrator
 from churn_assets.ml.feature_matrix import load_scoring_frame, load_training_frame
 from churn_assets.ml.registry import CHAMPION, Registry
-from churn_assets.ml.training import prepare_training_set
+from churn_assets.ml.training import prepare_training_set, training_reference
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
 from serving.auth import mint_token
 from warehouse.connection import Warehouse
@@ -117,6 +118,37 @@ def customers(served_home: Path) -> list[str]:
     """The first five customers of the served warehouse."""
     frame = load_scoring_frame(Warehouse(load_settings({"CHURN_HOME": str(served_home)})))
     return sorted(frame["customer_id"].astype(str))[:5]
+
+
+@pytest.fixture
+def drift_world(served_home: Path, own_registry: Registry, tmp_path: Path):
+    """A home of its own whose champion carries a drift reference: (home, registry,
+    version)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(served_home / "warehouse.duckdb", home / "warehouse.duckdb")
+    wh = Warehouse(load_settings({"CHURN_HOME": str(home)}))
+    ts = prepare_training_set(load_training_frame(wh))
+    train, valid = ts.rows("train"), ts.rows("validation")
+    booster = train_booster(ts.x[train], ts.y[train], {"num_leaves": 8}, 30, seed=1)
+    raw_valid = np.asarray(booster.predict(ts.x[valid]), dtype=float)
+    calibrator = Calibrator.fit(raw_valid, ts.y[valid], "isotonic")
+    reference = training_reference(ts, ts.spec, valid, calibrator.transform(raw_valid), 0)
+    bundle = ModelBundle(booster, ts.spec, calibrator, {"threshold": 0.3}, reference)
+    version = str(own_registry.log_model(bundle, ts.frame.head(20), {"seed": "1"}).version)
+    own_registry.set_alias(CHAMPION, version)
+    return home, own_registry, version
+
+
+def run_drift_report(home: Path, registry: Registry, instance=None) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [feature_drift_report],
+        resources={
+            "warehouse": WarehouseResource(home=str(home)),
+            "mlflow_registry": MlflowResource(home=str(home), tracking_uri=registry.tracking_uri),
+        },
+        instance=instance,
+    )
 
 
 def bearer(role: str, subject: str = "tester", ttl: int = 600, key: str = SECRET) -> dict:

@@ -1,0 +1,107 @@
+"""Retraining by itself: the sensor reads the latest drift check results and the
+champion's age, turns what it finds into incidents, and launches the retraining job
+(feature refresh, search, evaluation, gates, promotion, online sync, a new drift
+report) under the policy in retrain_policy.py. Run tags carry the trigger, the
+incident and its evidence; the promotion ledger records them with the new version."""
+
+import json
+import time
+
+import dagster as dg
+
+from churn_assets.defs.monitoring import DRIFT_KEY, FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK
+from churn_assets.ml.registry import CHAMPION
+from churn_assets.resources import MlflowResource
+from sensors.retrain_policy import Incident, RetrainState
+
+RETRAINING_JOB = "churn_retraining"
+WATCHED_CHECKS = (FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK)
+
+
+def check_incidents(instance: dg.DagsterInstance) -> list[Incident]:
+    """An incident per watched check whose latest evaluation failed with ERROR severity
+    (WARN is worth a look, not a retrain)."""
+    incidents = []
+    for name in WATCHED_CHECKS:
+        record = instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(DRIFT_KEY, name)
+        )
+        evaluation = record.event.asset_check_evaluation if record and record.event else None
+        if evaluation is None or evaluation.passed:
+            continue
+        if evaluation.severity != dg.AssetCheckSeverity.ERROR:
+            continue
+        features = drifted_features(evaluation.metadata.get("drifted"))
+        incidents.append(
+            Incident(
+                id=f"{name}:{','.join(features)}" if features else name,
+                source=name,
+                evidence={
+                    "check": f"{DRIFT_KEY.to_user_string()}:{name}",
+                    "run_id": record.run_id if record else None,
+                    "description": (evaluation.description or "")[:500],
+                },
+            )
+        )
+    return incidents
+
+
+def drifted_features(entry: object) -> list[str]:
+    """Feature names from the check's `drifted` JSON metadata (sorted; [] when absent)."""
+    value = getattr(entry, "value", None)
+    if not isinstance(value, list):
+        return []
+    return sorted(str(d["feature"]) for d in value if isinstance(d, dict) and "feature" in d)
+
+
+def stale_champion(mlflow_registry: MlflowResource, now: float) -> list[Incident]:
+    settings = mlflow_registry.settings()
+    registry = mlflow_registry.registry()
+    version = registry.alias(CHAMPION)
+    if version is None:
+        return []
+    age_days = (now - registry.version(version).creation_timestamp / 1000) / 86_400
+    if age_days <= settings.champion_max_age_days:
+        return []
+    return [
+        Incident(
+            id=f"stale_champion:v{version}",
+            source="stale_champion",
+            evidence={
+                "version": version,
+                "age_days": round(age_days, 1),
+                "limit_days": settings.champion_max_age_days,
+            },
+        )
+    ]
+
+
+@dg.sensor(
+    name="retraining_sensor",
+    job_name=RETRAINING_JOB,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launches retraining on severe drift of features or scores, or a champion "
+    "older than CHURN_CHAMPION_MAX_AGE_DAYS; one retrain per incident, with a cooldown.",
+)
+def retraining_sensor(
+    context: dg.SensorEvaluationContext, mlflow_registry: MlflowResource
+) -> dg.SensorResult:
+    now = time.time()
+    state = RetrainState.from_cursor(context.cursor)
+    incidents = check_incidents(context.instance) + stale_champion(mlflow_registry, now)
+    decision = state.decide(incidents, now, mlflow_registry.settings().retrain_cooldown_seconds)
+    context.log.info(decision.reason)
+    if decision.launch is None:
+        return dg.SensorResult(skip_reason=decision.reason, cursor=state.to_cursor())
+    trigger = decision.launch
+    request = dg.RunRequest(
+        run_key=f"retrain:{trigger.id}:{int(now)}",
+        tags={
+            "churn/trigger": "retraining_sensor",
+            "churn/incident": trigger.id[:200],
+            "churn/incidents": json.dumps([i.id for i in decision.attached])[:1000],
+            "churn/evidence": json.dumps(trigger.evidence, default=str)[:2000],
+        },
+    )
+    return dg.SensorResult(run_requests=[request], cursor=state.to_cursor())
