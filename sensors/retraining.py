@@ -12,6 +12,7 @@ import dagster as dg
 from churn_assets.defs.monitoring import DRIFT_KEY, FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK
 from churn_assets.ml.registry import CHAMPION
 from churn_assets.resources import MlflowResource
+from sensors.alerts import Alert, WebhookNotifier
 from sensors.retrain_policy import Incident, RetrainState
 
 RETRAINING_JOB = "churn_retraining"
@@ -76,6 +77,25 @@ def stale_champion(mlflow_registry: MlflowResource, now: float) -> list[Incident
     ]
 
 
+ALERT_NAMES = {
+    FEATURE_DRIFT_CHECK: ("ChurnFeatureDrift", "critical"),
+    PREDICTION_DRIFT_CHECK: ("ChurnPredictionDrift", "critical"),
+    "stale_champion": ("ChurnChampionStale", "warning"),
+}
+
+
+def incident_alert(incident: Incident, decision: str) -> Alert:
+    name, severity = ALERT_NAMES.get(incident.source, ("ChurnIncident", "warning"))
+    detail = str(incident.evidence.get("description") or incident.evidence)
+    return Alert(
+        name,
+        severity,
+        summary=f"{incident.id}: {decision}",
+        description=detail[:1000],
+        labels={"incident": incident.id[:200], "source": incident.source},
+    )
+
+
 @dg.sensor(
     name="retraining_sensor",
     job_name=RETRAINING_JOB,
@@ -92,6 +112,11 @@ def retraining_sensor(
     incidents = check_incidents(context.instance) + stale_champion(mlflow_registry, now)
     decision = state.decide(incidents, now, mlflow_registry.settings().retrain_cooldown_seconds)
     context.log.info(decision.reason)
+    delivery = WebhookNotifier.from_env("retraining_sensor").send(
+        [incident_alert(i, decision.reason) for i in decision.attached]
+    )
+    if decision.attached and not delivery.sent:
+        context.log.warning(f"alert not delivered: {delivery.problem}")
     if decision.launch is None:
         return dg.SensorResult(skip_reason=decision.reason, cursor=state.to_cursor())
     trigger = decision.launch

@@ -10,7 +10,7 @@ import dagster as dg
 from churn_assets.defs.monitoring import FEATURE_DRIFT_CHECK
 from churn_assets.resources import MlflowResource
 from sensors.retraining import RETRAINING_JOB, retraining_sensor
-from tests.serving.conftest import run_drift_report
+from tests.serving.conftest import free_port, run_drift_report
 from tests.serving.test_drift_report import regions_nobody_saw
 
 
@@ -27,6 +27,8 @@ def tick(instance: dg.DagsterInstance, home, registry, cursor: str | None):
 
 def test_severe_drift_launches_one_retrain_per_incident(drift_world, monkeypatch) -> None:
     home, registry, _ = drift_world
+    # a webhook that is down costs a logged warning, never the launch
+    monkeypatch.setenv("CHURN_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{free_port()}/alerts")
     with dg.DagsterInstance.ephemeral() as instance:
         assert not tick(instance, home, registry, None).run_requests  # no report yet
         # the small test world's latest snapshot already differs from its validation

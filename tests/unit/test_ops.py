@@ -1,0 +1,48 @@
+"""ops/: the Grafana dashboard loads and every metric its panels and the Prometheus
+alert rules query is one the scoring service exports (CI also runs `promtool check
+rules` on the rules file)."""
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from serving.metrics import ServiceMetrics
+from serving.prediction_log import PredictionLog
+
+OPS = Path(__file__).resolve().parents[2] / "ops"
+METRIC = re.compile(r"\bchurn_[a-z_]+")
+SUFFIXES = ("_bucket", "_sum", "_count", "_total")
+
+
+def exported() -> set[str]:
+    """Metric families of a service as its lifespan sets it up."""
+    metrics = ServiceMetrics()
+    metrics.watch_prediction_log(PredictionLog(None))  # type: ignore[arg-type]  # no writes
+    text = metrics.render().decode()
+    return {family(line.split()[2]) for line in text.splitlines() if line.startswith("# TYPE")}
+
+
+def family(name: str) -> str:
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def test_dashboard_loads_and_queries_exported_metrics() -> None:
+    dashboard = json.loads((OPS / "grafana" / "churn-scoring.json").read_text())
+    assert dashboard["uid"] and dashboard["panels"]
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert exprs and all(p["gridPos"]["w"] > 0 for p in dashboard["panels"])
+    used = {family(m) for e in exprs for m in METRIC.findall(e)}
+    assert used and used <= exported(), used - exported()
+
+
+def test_alert_rules_query_exported_metrics() -> None:
+    rules = yaml.safe_load((OPS / "prometheus" / "churn-alerts.yml").read_text())
+    alerts = [r for g in rules["groups"] for r in g["rules"]]
+    assert all(r["labels"]["severity"] in ("warning", "critical") for r in alerts)
+    used = {family(m) for r in alerts for m in METRIC.findall(r["expr"])}
+    assert used and used <= exported(), used - exported()
