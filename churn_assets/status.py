@@ -41,6 +41,20 @@ def collect_status(
             "materialized_at": _iso(event.timestamp) if event else None,
             "row_count": row_count,
         }
+    now = dt.datetime.now(dt.UTC).timestamp()
+    policies = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        # time-window policies (the only kind used here) carry fail and warn windows
+        policy = graph.get(key).freshness_policy
+        fail, warn = getattr(policy, "fail_window", None), getattr(policy, "warn_window", None)
+        if fail is None:
+            continue
+        event = instance.get_latest_materialization_event(key)
+        policies[key.to_user_string()] = freshness(
+            now - event.timestamp if event else None,
+            warn.to_timedelta() if warn else None,
+            fail.to_timedelta(),
+        )
     check_keys = list(graph.asset_check_keys)
     executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
     checks = {}
@@ -53,7 +67,28 @@ def collect_status(
         "assets": assets,
         "checks": checks,
         "freshness": data_freshness(warehouse),
+        "asset_freshness": policies,
         "models": models,
+    }
+
+
+def freshness(
+    age_seconds: float | None, warn: dt.timedelta | None, fail: dt.timedelta
+) -> dict[str, object]:
+    """An asset's state under its freshness policy: fresh, warn, fail or never."""
+    if age_seconds is None:
+        state = "never"
+    elif age_seconds > fail.total_seconds():
+        state = "fail"
+    elif warn is not None and age_seconds > warn.total_seconds():
+        state = "warn"
+    else:
+        state = "fresh"
+    return {
+        "state": state,
+        "age_hours": None if age_seconds is None else round(age_seconds / 3600, 1),
+        "warn_after_hours": None if warn is None else warn.total_seconds() / 3600,
+        "fail_after_hours": fail.total_seconds() / 3600,
     }
 
 
@@ -87,6 +122,10 @@ def print_status(status: dict) -> None:
         if state not in ("SUCCEEDED",):
             print(f"  {state.lower():<10} {name}")
     _print_models(status.get("models"))
+    print("\nFreshness (policies; Dagster shows the same in its UI)")
+    for key, info in status["asset_freshness"].items():
+        age = "never materialized" if info["age_hours"] is None else f"{info['age_hours']} h old"
+        print(f"  {info['state']:<6} {key:<32} {age} (fail after {info['fail_after_hours']:.0f} h)")
     fresh = status["freshness"]
     print("\nData freshness")
     if not fresh.get("ingested"):

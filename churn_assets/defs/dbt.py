@@ -1,6 +1,5 @@
 """dbt feature tables as Dagster assets; dbt tests surface as asset checks."""
 
-import datetime as dt
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -16,6 +15,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from churn_assets.defs.freshness import FEATURE_FRESHNESS
 from churn_assets.resources import WarehouseResource
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
@@ -25,9 +25,6 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 # elsewhere the manifest comes from `dbt parse` (make setup, churn CLI, tests).
 dbt_project.prepare_if_dev()
 
-FEATURE_FRESHNESS = dg.FreshnessPolicy.time_window(
-    fail_window=dt.timedelta(days=7), warn_window=dt.timedelta(days=2)
-)
 GROUP_BY_FOLDER = {"staging": "staging", "intermediate": "feature_engineering", "marts": "features"}
 
 

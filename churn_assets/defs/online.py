@@ -9,6 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from churn_assets.defs.freshness import ONLINE_FRESHNESS
 from churn_assets.ml.feature_matrix import FeatureSpec, as_of_seconds, load_scoring_frame
 from churn_assets.ml.registry import CHAMPION
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
@@ -37,6 +38,7 @@ def parity_problems(
 @dg.asset(
     key=ONLINE_KEY,
     group_name=SERVING_GROUP,
+    freshness_policy=ONLINE_FRESHNESS,
     owners=["team:ml-platform"],
     kinds={"redis"},
     deps=["scoring_features", "customer_attributes", "churn_model_promotion"],

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from churn_assets.defs.freshness import RAW_FRESHNESS
 from churn_assets.resources import WarehouseResource
 from warehouse.connection import Warehouse
 from warehouse.contract import (
@@ -20,9 +21,6 @@ from warehouse.contract import (
 from warehouse.ingestion import Ingestor
 
 GROUP = "raw"
-RAW_FRESHNESS = dg.FreshnessPolicy.time_window(
-    fail_window=dt.timedelta(days=7), warn_window=dt.timedelta(days=2)
-)
 CHECK_BATCH_ROWS = 1_000_000
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 
+from churn_assets.defs.freshness import CHAMPION_FRESHNESS
 from churn_assets.defs.training import MODEL_GROUP, trigger_of
 from churn_assets.ml.promotion import promote
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
@@ -15,6 +16,7 @@ from warehouse.promotion_ledger import PromotionLedger
 @dg.asset(
     key="churn_model_promotion",
     group_name=MODEL_GROUP,
+    freshness_policy=CHAMPION_FRESHNESS,
     owners=["team:ml-platform"],
     kinds={"mlflow"},
     description=(

@@ -63,6 +63,11 @@ def test_whole_graph_on_duckdb_and_postgres_agree(home, pg_url, monkeypatch, cap
     }
     assert feature_checks == {"SUCCEEDED"}
     assert status["models"] is None  # nothing trained in this run
+    freshness = status["asset_freshness"]
+    assert freshness["scoring_features"]["state"] == "fresh"
+    assert freshness["raw/events"]["state"] == "fresh"
+    assert freshness["churn_model_promotion"]["state"] == "never"
+    assert freshness["online_features"]["fail_after_hours"] == 168
     assert status["freshness"]["customers"]["rows"] == 300
 
     duck = Warehouse(load_settings())
