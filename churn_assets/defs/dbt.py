@@ -15,6 +15,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from churn_assets.defs.automation import FOLLOW_UPSTREAM
 from churn_assets.defs.freshness import FEATURE_FRESHNESS
 from churn_assets.resources import WarehouseResource
 
@@ -47,7 +48,9 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
         spec = super().get_asset_spec(manifest, unique_id, project)
         props = self.get_resource_props(manifest, unique_id)
         if props["resource_type"] == "model":
-            spec = spec.replace_attributes(owners=["team:ml-platform"])
+            spec = spec.replace_attributes(
+                owners=["team:ml-platform"], automation_condition=FOLLOW_UPSTREAM
+            )
             if spec.group_name == "features":
                 spec = spec.replace_attributes(freshness_policy=FEATURE_FRESHNESS)
         return spec

@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 
+from churn_assets.defs.automation import FOLLOW_UPSTREAM
 from churn_assets.ml.drift import DriftReport, FeatureDrift, drift_report
 from churn_assets.ml.drift_render import drift_markdown
 from churn_assets.ml.feature_matrix import load_scoring_frame
@@ -24,6 +25,7 @@ SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "alert": dg.AssetCheckSeverity.E
     owners=["team:ml-platform"],
     kinds={"python"},
     deps=["scoring_features", "customer_attributes", "churn_model_promotion"],
+    automation_condition=FOLLOW_UPSTREAM,
     check_specs=[
         dg.AssetCheckSpec(
             FEATURE_DRIFT_CHECK,
