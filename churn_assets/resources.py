@@ -7,8 +7,9 @@ from pathlib import Path
 import dagster as dg
 import redis
 
+from churn_assets.ml.bundle import ModelBundle
 from churn_assets.ml.config import ModelSettings, load_model_settings
-from churn_assets.ml.registry import Registry
+from churn_assets.ml.registry import CHAMPION, Registry
 from warehouse.connection import Warehouse
 from warehouse.redis_server import connect
 from warehouse.settings import Settings, load_settings
@@ -53,6 +54,15 @@ class MlflowResource(dg.ConfigurableResource):
     def registry(self) -> Registry:
         s = self.settings()
         return Registry(s.tracking_uri, s.model_name, s.experiment, s.artifact_root)
+
+    def champion(self, before: str) -> tuple[str, ModelBundle]:
+        """The champion's version and native bundle; a Failure saying what has to
+        happen first when there is none (`before`: e.g. "syncing features")."""
+        registry = self.registry()
+        version = registry.alias(CHAMPION)
+        if version is None:
+            raise dg.Failure(f"No champion model yet: promote a model before {before}.")
+        return version, registry.load_bundle(version, self.settings().model_cache)
 
 
 class RedisResource(dg.ConfigurableResource):

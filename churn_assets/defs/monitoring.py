@@ -9,7 +9,6 @@ from churn_assets.defs.automation import FOLLOW_UPSTREAM
 from churn_assets.ml.drift import DriftReport, FeatureDrift, drift_report
 from churn_assets.ml.drift_render import drift_markdown
 from churn_assets.ml.feature_matrix import load_scoring_frame
-from churn_assets.ml.registry import CHAMPION
 from churn_assets.resources import MlflowResource, WarehouseResource
 
 MONITORING_GROUP = "monitoring"
@@ -53,12 +52,7 @@ def feature_drift_report(
     warehouse: WarehouseResource,
     mlflow_registry: MlflowResource,
 ):
-    settings = mlflow_registry.settings()
-    registry = mlflow_registry.registry()
-    champion = registry.alias(CHAMPION)
-    if champion is None:
-        raise dg.Failure("No champion model yet: drift is measured against the champion.")
-    bundle = registry.load_bundle(champion, settings.model_cache)
+    champion, bundle = mlflow_registry.champion(before="measuring drift against it")
     if bundle.reference is None:
         why = f"v{champion} has no drift reference (trained before drift monitoring): retrain it"
         yield dg.Output(None, metadata={"model_version": champion, "verdict": "no reference"})
@@ -68,7 +62,7 @@ def feature_drift_report(
         return
     frame = load_scoring_frame(warehouse.warehouse())
     scores = bundle.predict(bundle.spec.transform(frame)) if len(frame) else None
-    report = drift_report(bundle.reference, frame, scores, settings.drift)
+    report = drift_report(bundle.reference, frame, scores, mlflow_registry.settings().drift)
     context.log.info(
         f"drift of {report.rows:,} customers against v{champion}: {report.verdict}, "
         f"{report.share_drifted:.0%} of features drifted"

@@ -11,7 +11,6 @@ import pandas as pd
 
 from churn_assets.defs.freshness import ONLINE_FRESHNESS
 from churn_assets.ml.feature_matrix import FeatureSpec, as_of_seconds, load_scoring_frame
-from churn_assets.ml.registry import CHAMPION
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
 from warehouse.online_store import OnlineStore, mismatches
 
@@ -64,12 +63,8 @@ def online_features(
     mlflow_registry: MlflowResource,
     redis_store: RedisResource,
 ):
-    model_settings = mlflow_registry.settings()
-    registry = mlflow_registry.registry()
-    champion = registry.alias(CHAMPION)
-    if champion is None:
-        raise dg.Failure("No champion model yet: promote a model before syncing features.")
-    spec = registry.load_bundle(champion, model_settings.model_cache).spec
+    champion, bundle = mlflow_registry.champion(before="syncing features")
+    spec = bundle.spec
     wh = warehouse.warehouse()
     started = time.perf_counter()
     frame = load_scoring_frame(wh)

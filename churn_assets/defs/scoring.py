@@ -8,7 +8,6 @@ import dagster as dg
 from churn_assets.defs.online import SERVING_GROUP
 from churn_assets.ml.batch_scoring import score_frame
 from churn_assets.ml.feature_matrix import load_scoring_frame
-from churn_assets.ml.registry import CHAMPION
 from churn_assets.resources import MlflowResource, WarehouseResource
 
 SCORES_SCHEMA = "scores"
@@ -42,12 +41,8 @@ def batch_scores(
     warehouse: WarehouseResource,
     mlflow_registry: MlflowResource,
 ) -> dg.MaterializeResult:
-    registry = mlflow_registry.registry()
-    champion = registry.alias(CHAMPION)
-    if champion is None:
-        raise dg.Failure("No champion model yet: promote a model before batch scoring.")
+    champion, bundle = mlflow_registry.champion(before="batch scoring")
     settings = mlflow_registry.settings()
-    bundle = registry.load_bundle(champion, settings.model_cache)
     wh = warehouse.warehouse()
     started = time.perf_counter()
     frame = load_scoring_frame(wh)
