@@ -14,6 +14,7 @@ from churn_assets.defs.scoring import batch_scores
 from churn_assets.defs.training import MODEL_GROUP, churn_model_candidate
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
 from sensors.automation import automation_sensor, retraining_schedule
+from sensors.freshness import freshness_alert_sensor
 from sensors.landing import LANDING_TARGET, landing_zone_sensor
 from sensors.retraining import RETRAINING_JOB, retraining_sensor
 
@@ -69,7 +70,7 @@ defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=ASSET_CHECKS,
     jobs=[churn_pipeline, churn_model_training, churn_retraining],
-    sensors=[landing_zone_sensor, retraining_sensor, automation_sensor],
+    sensors=[landing_zone_sensor, retraining_sensor, automation_sensor, freshness_alert_sensor],
     schedules=[retraining_schedule()],
     resources=default_resources(),
 )

@@ -1,6 +1,7 @@
 """`churn status`: what is materialized, how the checks went, how fresh the data is."""
 
 import datetime as dt
+from typing import Any
 
 import dagster as dg
 
@@ -41,20 +42,6 @@ def collect_status(
             "materialized_at": _iso(event.timestamp) if event else None,
             "row_count": row_count,
         }
-    now = dt.datetime.now(dt.UTC).timestamp()
-    policies = {}
-    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
-        # time-window policies (the only kind used here) carry fail and warn windows
-        policy = graph.get(key).freshness_policy
-        fail, warn = getattr(policy, "fail_window", None), getattr(policy, "warn_window", None)
-        if fail is None:
-            continue
-        event = instance.get_latest_materialization_event(key)
-        policies[key.to_user_string()] = freshness(
-            now - event.timestamp if event else None,
-            warn.to_timedelta() if warn else None,
-            fail.to_timedelta(),
-        )
     check_keys = list(graph.asset_check_keys)
     executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
     checks = {}
@@ -67,9 +54,32 @@ def collect_status(
         "assets": assets,
         "checks": checks,
         "freshness": data_freshness(warehouse),
-        "asset_freshness": policies,
+        "asset_freshness": asset_freshness(graph, instance),
         "models": models,
     }
+
+
+def asset_freshness(
+    graph: Any, instance: dg.DagsterInstance, now: float | None = None
+) -> dict[str, dict[str, object]]:
+    """Every asset with a time-window freshness policy, judged on its last
+    materialization at `now` (epoch seconds; default: the present). The graph is a
+    Definitions' or a repository's asset graph."""
+    now = dt.datetime.now(dt.UTC).timestamp() if now is None else now
+    out = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        # time-window policies (the only kind used here) carry fail and warn windows
+        policy = graph.get(key).freshness_policy
+        fail, warn = getattr(policy, "fail_window", None), getattr(policy, "warn_window", None)
+        if fail is None:
+            continue
+        event = instance.get_latest_materialization_event(key)
+        out[key.to_user_string()] = freshness(
+            now - event.timestamp if event else None,
+            warn.to_timedelta() if warn else None,
+            fail.to_timedelta(),
+        )
+    return out
 
 
 def freshness(

@@ -1,11 +1,14 @@
 """Shared fixtures: a small synthetic data set, per-test homes, real Postgres databases."""
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import psycopg
@@ -148,3 +151,26 @@ def redis_url(monkeypatch: pytest.MonkeyPatch) -> str:
     client.close()
     monkeypatch.setenv("REDIS_URL", TEST_REDIS_URL)
     return TEST_REDIS_URL
+
+
+@pytest.fixture
+def webhook():
+    """A real HTTP server answering with the queued statuses (then 200); yields
+    (url, received bodies, queued statuses)."""
+    received: list = []
+    statuses: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(statuses.pop(0) if statuses else 200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/api/v2/alerts", received, statuses
+    server.shutdown()

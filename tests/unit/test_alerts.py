@@ -1,39 +1,11 @@
 """The webhook notifier against real HTTP servers: Alertmanager-shaped JSON, retries on
 5xx and dead endpoints with backoff, no retry on 4xx, and never an exception."""
 
-import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-import pytest
 
 from sensors.alerts import Alert, WebhookNotifier
 
 ALERT = Alert("ChurnFeatureDrift", "critical", "attr_region drifted", "PSI 0.9", {"incident": "x"})
-
-
-@pytest.fixture
-def webhook():
-    """A real HTTP server answering with the queued statuses (then 200); yields
-    (url, received bodies, queued statuses)."""
-    received: list = []
-    statuses: list[int] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(statuses.pop(0) if statuses else 200)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/api/v2/alerts", received, statuses
-    server.shutdown()
 
 
 def test_alertmanager_payload(webhook) -> None:
