@@ -6,6 +6,7 @@ from churn_assets.defs.dbt import dbt_feature_models, dbt_resource
 from churn_assets.defs.evaluation import churn_model_evaluation
 from churn_assets.defs.monitoring import feature_drift_report
 from churn_assets.defs.online import online_features
+from churn_assets.defs.performance import model_performance
 from churn_assets.defs.point_in_time import point_in_time_recomputation
 from churn_assets.defs.prediction_log import prediction_log
 from churn_assets.defs.raw import raw_assets, raw_contract_checks
@@ -28,6 +29,7 @@ ASSETS = [
     prediction_log,
     batch_scores,
     feature_drift_report,
+    model_performance,
 ]
 ASSET_CHECKS = [*raw_contract_checks, point_in_time_recomputation]
 

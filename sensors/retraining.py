@@ -1,50 +1,63 @@
-"""Retraining by itself: the sensor reads the latest drift check results and the
-champion's age, turns what it finds into incidents, and launches the retraining job
+"""Retraining by itself: the sensor reads the latest drift and live-performance check
+results and the champion's age, turns what it finds into incidents, and launches the retraining job
 (feature refresh, search, evaluation, gates, promotion, online sync, a new drift
 report) under the policy in retrain_policy.py. Run tags carry the trigger, the
 incident and its evidence; the promotion ledger records them with the new version."""
 
 import json
 import time
+from collections.abc import Mapping
 
 import dagster as dg
 
 from churn_assets.defs.monitoring import DRIFT_KEY, FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK
+from churn_assets.defs.performance import LIVE_PERFORMANCE_CHECK, PERFORMANCE_KEY
 from churn_assets.ml.registry import CHAMPION
 from churn_assets.resources import MlflowResource
 from sensors.alerts import Alert, WebhookNotifier
 from sensors.retrain_policy import Incident, RetrainState
 
 RETRAINING_JOB = "churn_retraining"
-WATCHED_CHECKS = (FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK)
+WATCHED_CHECKS = (
+    dg.AssetCheckKey(DRIFT_KEY, FEATURE_DRIFT_CHECK),
+    dg.AssetCheckKey(DRIFT_KEY, PREDICTION_DRIFT_CHECK),
+    dg.AssetCheckKey(PERFORMANCE_KEY, LIVE_PERFORMANCE_CHECK),
+)
 
 
 def check_incidents(instance: dg.DagsterInstance) -> list[Incident]:
     """An incident per watched check whose latest evaluation failed with ERROR severity
     (WARN is worth a look, not a retrain)."""
     incidents = []
-    for name in WATCHED_CHECKS:
-        record = instance.get_latest_asset_check_evaluation_record(
-            dg.AssetCheckKey(DRIFT_KEY, name)
-        )
+    for key in WATCHED_CHECKS:
+        name = key.name
+        record = instance.get_latest_asset_check_evaluation_record(key)
         evaluation = record.event.asset_check_evaluation if record and record.event else None
         if evaluation is None or evaluation.passed:
             continue
         if evaluation.severity != dg.AssetCheckSeverity.ERROR:
             continue
-        features = drifted_features(evaluation.metadata.get("drifted"))
         incidents.append(
             Incident(
-                id=f"{name}:{','.join(features)}" if features else name,
+                id=incident_id(name, evaluation.metadata),
                 source=name,
                 evidence={
-                    "check": f"{DRIFT_KEY.to_user_string()}:{name}",
+                    "check": f"{key.asset_key.to_user_string()}:{name}",
                     "run_id": record.run_id if record else None,
                     "description": (evaluation.description or "")[:500],
                 },
             )
         )
     return incidents
+
+
+def incident_id(check: str, metadata: Mapping[str, object]) -> str:
+    """Stable while the cause lasts: the drifted features, or the failing version."""
+    features = drifted_features(metadata.get("drifted"))
+    if features:
+        return f"{check}:{','.join(features)}"
+    version = getattr(metadata.get("model_version"), "value", None)
+    return f"{check}:v{version}" if version else check
 
 
 def drifted_features(entry: object) -> list[str]:
@@ -80,6 +93,7 @@ def stale_champion(mlflow_registry: MlflowResource, now: float) -> list[Incident
 ALERT_NAMES = {
     FEATURE_DRIFT_CHECK: ("ChurnFeatureDrift", "critical"),
     PREDICTION_DRIFT_CHECK: ("ChurnPredictionDrift", "critical"),
+    LIVE_PERFORMANCE_CHECK: ("ChurnLivePerformance", "critical"),
     "stale_champion": ("ChurnChampionStale", "warning"),
 }
 
@@ -101,8 +115,9 @@ def incident_alert(incident: Incident, decision: str) -> Alert:
     job_name=RETRAINING_JOB,
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Launches retraining on severe drift of features or scores, or a champion "
-    "older than CHURN_CHAMPION_MAX_AGE_DAYS; one retrain per incident, with a cooldown.",
+    description="Launches retraining on severe drift of features or scores, on a failed "
+    "live-performance check, or on a champion older than CHURN_CHAMPION_MAX_AGE_DAYS; one "
+    "retrain per incident, with a cooldown.",
 )
 def retraining_sensor(
     context: dg.SensorEvaluationContext, mlflow_registry: MlflowResource

@@ -71,6 +71,7 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
             scorer=Scorer(settings, holder, reader),
             prediction_log=prediction_log,
             events=events_client,
+            redis=client,  # short timeouts: for reads off the scoring path (/metrics)
         )
         await holder.refresh()
         if holder.current is None:

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from serving.live_metrics import LiveMetrics
 from serving.schemas import Prediction
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class ServiceMetrics:
         r.register(self.probability)
         r.register(self.feature_age)
         self.redis_errors = Counter("churn_redis_errors", "Failed Redis calls", registry=r)
+        self.live = LiveMetrics()  # business and live-performance gauges
+        r.register(self.live)
         self.breaker_state = Gauge(
             "churn_redis_circuit_state", "Redis circuit breaker: 0 closed, 1 half open, 2 open",
             registry=r,

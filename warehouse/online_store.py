@@ -27,6 +27,8 @@ import redis
 
 PREFIX = "churn"
 EVENTS_CHANNEL = f"{PREFIX}:events"
+# model_performance publishes the latest business and live metrics here for /metrics
+LIVE_METRICS_KEY = f"{PREFIX}:monitoring:live"
 HEADER_BYTES = 8  # float64 as_of epoch seconds
 WRITE_CHUNK = 5_000
 

@@ -26,16 +26,24 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 # elsewhere the manifest comes from `dbt parse` (make setup, churn CLI, tests).
 dbt_project.prepare_if_dev()
 
-GROUP_BY_FOLDER = {"staging": "staging", "intermediate": "feature_engineering", "marts": "features"}
+GROUP_BY_FOLDER = {
+    "staging": "staging",
+    "intermediate": "feature_engineering",
+    "marts": "features",
+    "monitoring": "monitoring",
+}
+# dbt sources that are tables a Dagster asset of ours writes, not raw ingestion
+SOURCE_ASSETS = {("ops", "prediction_log"): dg.AssetKey("prediction_log")}
 
 
 class ChurnDbtTranslator(DagsterDbtTranslator):
-    """Sources map onto the raw ingestion assets; models group by dbt layer; marts
-    carry a freshness policy."""
+    """Sources map onto the raw ingestion assets (and the prediction log); models group
+    by dbt layer; marts carry a freshness policy."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
-            return dg.AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+            name = (dbt_resource_props["source_name"], dbt_resource_props["name"])
+            return SOURCE_ASSETS.get(name, dg.AssetKey(list(name)))
         return dg.AssetKey([dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:

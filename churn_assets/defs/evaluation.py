@@ -222,6 +222,10 @@ def _log_to_mlflow(
 def _key_metrics_json(evaluation: dict[str, Any]) -> str:
     keys = ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift")
     metrics = {k: round(evaluation["metrics"][k]["value"], 6) for k in keys}
+    # standard errors from the bootstrap intervals, for the live-performance tests
+    for k in ("roc_auc", "brier"):
+        interval = evaluation["metrics"][k]
+        metrics[f"{k}_se"] = round((interval["ci_high"] - interval["ci_low"]) / (2 * 1.96), 6)
     if evaluation["oracle"]:
         metrics["oracle_auc_gap"] = round(evaluation["oracle"]["auc_gap"], 6)
     return json.dumps(metrics, sort_keys=True)

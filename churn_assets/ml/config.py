@@ -11,6 +11,7 @@ from typing import Literal
 from churn_assets.ml.business import CampaignEconomics
 from churn_assets.ml.calibration import Method
 from churn_assets.ml.drift import DriftThresholds
+from churn_assets.ml.performance import PerformanceLimits
 from churn_assets.ml.search import FAMILIES
 
 PromotionPolicy = Literal["champion", "challenger"]
@@ -55,6 +56,7 @@ class ModelSettings:
     batch_reasons: BatchReasons = "all"
     gates: GateLimits = field(default_factory=GateLimits)
     drift: DriftThresholds = field(default_factory=DriftThresholds)
+    performance: PerformanceLimits = field(default_factory=PerformanceLimits)
     economics: CampaignEconomics = field(default_factory=CampaignEconomics)
 
     def __post_init__(self) -> None:
@@ -96,6 +98,7 @@ def load_model_settings(environ: dict[str, str] | None = None) -> ModelSettings:
     defaults = GateLimits()
     economics = CampaignEconomics()
     drift = DriftThresholds()
+    live = PerformanceLimits()
     families = env.get("CHURN_SEARCH_FAMILIES")
     return ModelSettings(
         tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
@@ -121,6 +124,15 @@ def load_model_settings(environ: dict[str, str] | None = None) -> ModelSettings:
             alpha=number("CHURN_DRIFT_ALPHA", drift.alpha),
             share_alert=number("CHURN_DRIFT_SHARE_ALERT", drift.share_alert),
             min_rows=int(number("CHURN_DRIFT_MIN_ROWS", drift.min_rows)),
+        ),
+        performance=PerformanceLimits(
+            auc_floor=number("CHURN_PERFORMANCE_AUC_FLOOR", live.auc_floor),
+            alpha=number("CHURN_PERFORMANCE_ALPHA", live.alpha),
+            min_auc_drop=number("CHURN_PERFORMANCE_MIN_AUC_DROP", live.min_auc_drop),
+            min_brier_rise=number("CHURN_PERFORMANCE_MIN_BRIER_RISE", live.min_brier_rise),
+            min_labelled=int(number("CHURN_PERFORMANCE_MIN_LABELLED", live.min_labelled)),
+            min_per_class=int(number("CHURN_PERFORMANCE_MIN_PER_CLASS", live.min_per_class)),
+            window_days=int(number("CHURN_PERFORMANCE_WINDOW_DAYS", live.window_days)),
         ),
         gates=GateLimits(
             auc_floor=number("CHURN_GATE_AUC_FLOOR", defaults.auc_floor),

@@ -41,4 +41,6 @@ class HealthController(Controller):
 
     @get("/metrics", media_type="text/plain; version=0.0.4")
     async def metrics(self, request: Request) -> bytes:
-        return request.app.state.metrics.render()
+        metrics = request.app.state.metrics
+        await metrics.live.refresh(request.app.state.redis)
+        return metrics.render()

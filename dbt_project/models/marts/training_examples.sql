@@ -5,7 +5,6 @@
 -- depends_on: {{ ref('stg_subscriptions') }}
 -- depends_on: {{ ref('int_customer_daily') }}
 {%- set horizon = var('horizon_days') %}
-{%- set has_needed = 'b.has_subscriptions' if var('churn_definition') == 'contractual' else 'b.has_activity' %}
 with bounds as (
     select data_end, has_subscriptions, has_activity from {{ ref('int_data_bounds') }}
 ),
@@ -18,42 +17,15 @@ examples as (
     cross join bounds b
     -- Labels are derived only from data that has what the definition needs
     -- (subscriptions, or activity events); otherwise only shipped labels count.
-    where sp.is_labeled or (f.as_of_date + {{ horizon }} <= b.data_end and {{ has_needed }})
+    where sp.is_labeled or (f.as_of_date + {{ horizon }} <= b.data_end and {{ label_data_present('b') }})
 ),
 
-{% if var('churn_definition') == 'contractual' %}
-{#- Churned: live at as_of_date (the spine) and no subscription in force at the end
-    of the window. -#}
+{#- Derived labels (macros/labels.sql), for the rows no shipped label covers. -#}
 derived as (
-    select
-        x.customer_id,
-        x.as_of_date,
-        case when exists (
-            select 1 from {{ ref('stg_subscriptions') }} s
-            where s.customer_id = x.customer_id
-              and s.started_at < cast(x.as_of_date + {{ horizon }} as timestamp)
-              and (s.ended_at is null or s.ended_at >= cast(x.as_of_date + {{ horizon }} as timestamp))
-        ) then 0 else 1 end as churned
+    select x.customer_id, x.as_of_date, {{ derived_churned('x') }} as churned
     from examples x
     where not x.is_labeled
 ),
-{% else %}
-{#- Churned: no activity event in the window. -#}
-derived as (
-    select
-        x.customer_id,
-        x.as_of_date,
-        case when exists (
-            select 1 from {{ ref('int_customer_daily') }} d
-            where d.customer_id = x.customer_id
-              and d.is_active
-              and d.event_date >= x.as_of_date
-              and d.event_date < x.as_of_date + {{ horizon }}
-        ) then 0 else 1 end as churned
-    from examples x
-    where not x.is_labeled
-),
-{% endif %}
 
 labels as (
     select customer_id, as_of_date, churned from derived

@@ -1,0 +1,33 @@
+{#- The churn label of a (customer_id, as_of_date) row aliased `x`, derived from data
+    under the configured definition. It looks only forward, at
+    [as_of_date, as_of_date + horizon_days), so callers keep only rows whose window has
+    closed (as_of_date + horizon_days <= data_end) and whose data has what the
+    definition needs (label_data_present). Used by training_examples and
+    prediction_outcomes, so a model is judged live by the label it was trained on. -#}
+{% macro derived_churned(x) -%}
+{%- set horizon = var('horizon_days') -%}
+{%- if var('churn_definition') == 'contractual' -%}
+    {#- Churned: no subscription in force at the end of the window. #}
+    case when exists (
+        select 1 from {{ ref('stg_subscriptions') }} s
+        where s.customer_id = {{ x }}.customer_id
+          and s.started_at < cast({{ x }}.as_of_date + {{ horizon }} as timestamp)
+          and (s.ended_at is null or s.ended_at >= cast({{ x }}.as_of_date + {{ horizon }} as timestamp))
+    ) then 0 else 1 end
+{%- else -%}
+    {#- Churned: no activity event in the window. #}
+    case when exists (
+        select 1 from {{ ref('int_customer_daily') }} d
+        where d.customer_id = {{ x }}.customer_id
+          and d.is_active
+          and d.event_date >= {{ x }}.as_of_date
+          and d.event_date < {{ x }}.as_of_date + {{ horizon }}
+    ) then 0 else 1 end
+{%- endif -%}
+{%- endmacro %}
+
+{#- Whether int_data_bounds (aliased `b`) says the data can derive labels: subscriptions
+    for the contractual definition, activity events for the inactivity one. -#}
+{% macro label_data_present(b) -%}
+    {{ b }}.{{ 'has_subscriptions' if var('churn_definition') == 'contractual' else 'has_activity' }}
+{%- endmacro %}
