@@ -4,7 +4,7 @@ import dagster as dg
 
 from churn_assets.defs.dbt import dbt_feature_models, dbt_resource
 from churn_assets.defs.evaluation import churn_model_evaluation
-from churn_assets.defs.monitoring import feature_drift_report
+from churn_assets.defs.monitoring import feature_drift_report, live_drift_report
 from churn_assets.defs.online import online_features
 from churn_assets.defs.performance import model_performance
 from churn_assets.defs.point_in_time import point_in_time_recomputation
@@ -29,6 +29,7 @@ ASSETS = [
     prediction_log,
     batch_scores,
     feature_drift_report,
+    live_drift_report,
     model_performance,
 ]
 ASSET_CHECKS = [*raw_contract_checks, point_in_time_recomputation]

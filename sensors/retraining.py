@@ -10,7 +10,12 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from churn_assets.defs.monitoring import DRIFT_KEY, FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK
+from churn_assets.defs.monitoring import (
+    DRIFT_KEY,
+    FEATURE_DRIFT_CHECK,
+    LIVE_DRIFT_KEY,
+    PREDICTION_DRIFT_CHECK,
+)
 from churn_assets.defs.performance import LIVE_PERFORMANCE_CHECK, PERFORMANCE_KEY
 from churn_assets.ml.registry import CHAMPION
 from churn_assets.resources import MlflowResource
@@ -21,6 +26,8 @@ RETRAINING_JOB = "churn_retraining"
 WATCHED_CHECKS = (
     dg.AssetCheckKey(DRIFT_KEY, FEATURE_DRIFT_CHECK),
     dg.AssetCheckKey(DRIFT_KEY, PREDICTION_DRIFT_CHECK),
+    dg.AssetCheckKey(LIVE_DRIFT_KEY, FEATURE_DRIFT_CHECK),
+    dg.AssetCheckKey(LIVE_DRIFT_KEY, PREDICTION_DRIFT_CHECK),
     dg.AssetCheckKey(PERFORMANCE_KEY, LIVE_PERFORMANCE_CHECK),
 )
 

@@ -1,15 +1,19 @@
 """Monitoring assets: drift of the current feature build (and of the champion's scores
-on it) against the reference frozen with the champion at training time."""
+on it), and of the live traffic the service scored, against the reference frozen with
+the champion at training time."""
 
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from churn_assets.defs.automation import FOLLOW_UPSTREAM
+from churn_assets.ml.bundle import ModelBundle
 from churn_assets.ml.drift import DriftReport, FeatureDrift, drift_report
 from churn_assets.ml.drift_render import drift_markdown
-from churn_assets.ml.feature_matrix import load_scoring_frame
+from churn_assets.ml.feature_matrix import MARTS, load_scoring_frame
 from churn_assets.resources import MlflowResource, WarehouseResource
+from warehouse.prediction_log import PREDICTION_LOG
 
 MONITORING_GROUP = "monitoring"
 DRIFT_KEY = dg.AssetKey("feature_drift_report")
@@ -54,11 +58,7 @@ def feature_drift_report(
 ):
     champion, bundle = mlflow_registry.champion(before="measuring drift against it")
     if bundle.reference is None:
-        why = f"v{champion} has no drift reference (trained before drift monitoring): retrain it"
-        yield dg.Output(None, metadata={"model_version": champion, "verdict": "no reference"})
-        for name in (FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK):
-            yield dg.AssetCheckResult(check_name=name, passed=False, description=why,
-                                      severity=dg.AssetCheckSeverity.WARN)  # fmt: skip
+        yield from no_reference(champion)
         return
     frame = load_scoring_frame(warehouse.warehouse())
     scores = bundle.predict(bundle.spec.transform(frame)) if len(frame) else None
@@ -67,6 +67,94 @@ def feature_drift_report(
         f"drift of {report.rows:,} customers against v{champion}: {report.verdict}, "
         f"{report.share_drifted:.0%} of features drifted"
     )
+    yield from report_outputs(report, champion, bundle, f"Drift against v{champion}")
+
+
+LIVE_DRIFT_KEY = dg.AssetKey("live_drift_report")
+# the customers the champion scored on the current feature build, with what it served
+SERVED_ON_CURRENT_BUILD = f"""
+SELECT p.customer_id, avg(p.probability) AS probability
+FROM {PREDICTION_LOG} p
+JOIN {MARTS}.scoring_features s
+  ON s.customer_id = p.customer_id AND s.as_of_date = cast(p.features_as_of AS date)
+WHERE p.model_version = ? AND p.probability IS NOT NULL
+GROUP BY p.customer_id
+"""
+
+
+@dg.asset(
+    key=LIVE_DRIFT_KEY,
+    group_name=MONITORING_GROUP,
+    owners=["team:ml-platform"],
+    kinds={"python"},
+    deps=["prediction_log", "scoring_features", "customer_attributes", "churn_model_promotion"],
+    automation_condition=FOLLOW_UPSTREAM,
+    check_specs=[
+        dg.AssetCheckSpec(
+            FEATURE_DRIFT_CHECK,
+            asset=LIVE_DRIFT_KEY,
+            description="As feature_drift_report's, on the customers the "
+            "service actually scored (WARN while too few were scored).",
+        ),
+        dg.AssetCheckSpec(
+            PREDICTION_DRIFT_CHECK,
+            asset=LIVE_DRIFT_KEY,
+            description="The probabilities the service returned against "
+            "the champion's scores on its validation fold.",
+        ),
+    ],
+    description=(
+        "Drift of live traffic: the customers the champion scored on the current feature "
+        "build (from the drained prediction log), with the features it was served (the "
+        "scoring_features rows the online store holds, checked equal by the parity gate) "
+        "and the probabilities it returned, against the champion's frozen reference."
+    ),
+)
+def live_drift_report(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    mlflow_registry: MlflowResource,
+):
+    champion, bundle = mlflow_registry.champion(before="measuring drift against it")
+    if bundle.reference is None:
+        yield from no_reference(champion)
+        return
+    wh = warehouse.warehouse()
+    served = (
+        wh.query_df(SERVED_ON_CURRENT_BUILD, [champion])
+        if wh.table_exists(PREDICTION_LOG)
+        else pd.DataFrame({"customer_id": [], "probability": []})
+    )
+    thresholds = mlflow_registry.settings().drift
+    if len(served) < thresholds.min_rows:
+        # no traffic is no evidence of drift: a warning, never a retrain
+        why = (
+            f"v{champion} scored {len(served)} customers on the current feature build; "
+            f"a live drift verdict needs {thresholds.min_rows} (CHURN_DRIFT_MIN_ROWS)"
+        )
+        yield dg.Output(None, metadata={"model_version": champion, "rows": len(served),
+                                        "verdict": "too little traffic"})  # fmt: skip
+        for name in (FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK):
+            yield dg.AssetCheckResult(check_name=name, passed=False, description=why,
+                                      severity=dg.AssetCheckSeverity.WARN)  # fmt: skip
+        return
+    served["customer_id"] = served["customer_id"].astype(str)
+    frame = load_scoring_frame(wh)
+    frame = frame.assign(customer_id=frame["customer_id"].astype(str)).merge(
+        served, on="customer_id"
+    )
+    scores = frame["probability"].to_numpy(dtype=float)
+    report = drift_report(bundle.reference, frame, scores, thresholds)
+    context.log.info(
+        f"live drift of {report.rows:,} scored customers against v{champion}: "
+        f"{report.verdict}, {report.share_drifted:.0%} of features drifted"
+    )
+    yield from report_outputs(report, champion, bundle, f"Live traffic drift against v{champion}")
+
+
+def report_outputs(report: DriftReport, champion: str, bundle: ModelBundle, title: str):
+    """The report's materialization (metadata, table, charts) and its two checks."""
+    assert bundle.reference is not None
     yield dg.Output(
         None,
         metadata={
@@ -76,11 +164,20 @@ def feature_drift_report(
             "verdict": report.verdict,
             "share_drifted": dg.MetadataValue.float(round(report.share_drifted, 4)),
             "drifted_features": ", ".join(f.name for f in report.drifted()) or "none",
-            "report": dg.MetadataValue.md(drift_markdown(report, f"Drift against v{champion}")),
+            "report": dg.MetadataValue.md(drift_markdown(report, title)),
         },
     )
     yield feature_check(report)
     yield prediction_check(report)
+
+
+def no_reference(champion: str):
+    """Outputs of a report that cannot run: the champion has no drift reference."""
+    why = f"v{champion} has no drift reference (trained before drift monitoring): retrain it"
+    yield dg.Output(None, metadata={"model_version": champion, "verdict": "no reference"})
+    for name in (FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK):
+        yield dg.AssetCheckResult(check_name=name, passed=False, description=why,
+                                  severity=dg.AssetCheckSeverity.WARN)  # fmt: skip
 
 
 def feature_check(report: DriftReport) -> dg.AssetCheckResult:

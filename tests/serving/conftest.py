@@ -2,6 +2,8 @@
 trained on them in a real MLflow store, and its features synced into the Redis service
 by the real `online_features` asset."""
 
+import asyncio
+import datetime as dt
 import shutil
 import socket
 import subprocess
@@ -10,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import numpy as np
@@ -26,6 +29,9 @@ from churn_assets.ml.registry import CHAMPION, Registry
 from churn_assets.ml.training import prepare_training_set, training_reference
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
 from serving.auth import mint_token
+from serving.prediction_log import PredictionLog
+from serving.redis_wire import WireConnection
+from serving.schemas import Prediction
 from warehouse.connection import Warehouse
 from warehouse.settings import load_settings
 
@@ -149,6 +155,31 @@ def run_drift_report(home: Path, registry: Registry, instance=None) -> dg.Execut
         },
         instance=instance,
     )
+
+
+def serve(version: str, customers: list[str], as_of: dt.date, p: np.ndarray) -> None:
+    """Log predictions the way the service does: its PredictionLog writer over its wire
+    connection, for one request scoring `customers` on features of `as_of`."""
+
+    async def write() -> None:
+        log = PredictionLog(WireConnection(TEST_REDIS_URL, 5.0))
+        request = SimpleNamespace(
+            state=SimpleNamespace(started=time.perf_counter(), request_id="req-perf"),
+            user=SimpleNamespace(subject="perf-test"),
+        )
+        stamp = dt.datetime.combine(as_of, dt.time(), dt.UTC).isoformat()
+        log.append(
+            request,  # type: ignore[arg-type]
+            [
+                Prediction(customer_id=c, status="ok", churn_probability=float(q),
+                           model_version=version, variant="champion", features_as_of=stamp)
+                for c, q in zip(customers, p, strict=True)
+            ],
+        )  # fmt: skip
+        await log.stop()
+        log.client.close()
+
+    asyncio.run(write())
 
 
 def bearer(role: str, subject: str = "tester", ttl: int = 600, key: str = SECRET) -> dict:

@@ -5,10 +5,7 @@ its figures reach /metrics; a champion made worse on purpose fails the check and
 retraining sensor launches a retrain for it."""
 
 import asyncio
-import datetime as dt
 import json
-import time
-from types import SimpleNamespace
 
 import dagster as dg
 import numpy as np
@@ -25,10 +22,7 @@ from churn_assets.ml.training import prepare_training_set
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
 from churn_assets.runner import materialize
 from serving.app import create_app
-from serving.prediction_log import PredictionLog
-from serving.redis_wire import WireConnection
-from serving.schemas import Prediction
-from tests.serving.conftest import TEST_REDIS_URL
+from tests.serving.conftest import TEST_REDIS_URL, serve
 from tests.serving.test_retraining_sensor import tick
 from warehouse.connection import Warehouse
 from warehouse.online_store import LIVE_METRICS_KEY
@@ -36,31 +30,6 @@ from warehouse.prediction_log import STREAM
 from warehouse.settings import load_settings
 
 MONITORED = "key:prediction_log or key:prediction_outcomes or key:model_performance"
-
-
-def serve(version: str, customers: list[str], as_of: dt.date, p: np.ndarray) -> None:
-    """Log predictions the way the service does: its PredictionLog writer over its wire
-    connection, for one request scoring `customers` on features of `as_of`."""
-
-    async def write() -> None:
-        log = PredictionLog(WireConnection(TEST_REDIS_URL, 5.0))
-        request = SimpleNamespace(
-            state=SimpleNamespace(started=time.perf_counter(), request_id="req-perf"),
-            user=SimpleNamespace(subject="perf-test"),
-        )
-        stamp = dt.datetime.combine(as_of, dt.time(), dt.UTC).isoformat()
-        log.append(
-            request,  # type: ignore[arg-type]
-            [
-                Prediction(customer_id=c, status="ok", churn_probability=float(q),
-                           model_version=version, variant="champion", features_as_of=stamp)
-                for c, q in zip(customers, p, strict=True)
-            ],
-        )  # fmt: skip
-        await log.stop()
-        log.client.close()
-
-    asyncio.run(write())
 
 
 def resources(home, registry) -> dict:
