@@ -124,6 +124,11 @@ def load_model_settings(environ: dict[str, str] | None = None) -> ModelSettings:
             alpha=number("CHURN_DRIFT_ALPHA", drift.alpha),
             share_alert=number("CHURN_DRIFT_SHARE_ALERT", drift.share_alert),
             min_rows=int(number("CHURN_DRIFT_MIN_ROWS", drift.min_rows)),
+            ignore=frozenset(
+                n.strip()
+                for n in env.get("CHURN_DRIFT_IGNORE", ",".join(sorted(drift.ignore))).split(",")
+                if n.strip()
+            ),
         ),
         performance=PerformanceLimits(
             auc_floor=number("CHURN_PERFORMANCE_AUC_FLOOR", live.auc_floor),

@@ -49,6 +49,9 @@ class DriftThresholds:
     alpha: float = 0.05  # false discovery rate across features (Benjamini-Hochberg)
     share_alert: float = 0.3  # data-set drift: this share of features drifted
     min_rows: int = 50  # fewer rows than this: no verdict, a problem instead
+    # features measured and shown but never counted: drift by construction that a
+    # retrain cannot remove, such as the synthetic data's signup month
+    ignore: frozenset[str] = frozenset({"attr_signup_cohort"})
 
     def __post_init__(self) -> None:
         if not 0 < self.psi_warn <= self.psi_alert:
@@ -179,6 +182,7 @@ class FeatureDrift:
     unseen: float = 0.0  # share of values in categories the reference never saw
     level: Level = "ok"
     constant: float | None = None  # the one value of a numeric column that never varies
+    ignored: bool = False  # in CHURN_DRIFT_IGNORE: measured and shown, not counted
     # the PSI bins side by side, for plots: labels, reference and current shares
     bins: list[str] = field(default_factory=list)
     reference: list[float] = field(default_factory=list)
@@ -197,11 +201,14 @@ class DriftReport:
     verdict: Level = "ok"
 
     def drifted(self) -> list[FeatureDrift]:
-        return sorted((f for f in self.features if f.level != "ok"), key=lambda f: -f.psi)
+        """Features that drifted and count (not in CHURN_DRIFT_IGNORE), largest PSI first."""
+        drifted = (f for f in self.features if f.level != "ok" and not f.ignored)
+        return sorted(drifted, key=lambda f: -f.psi)
 
     def table(self) -> pd.DataFrame:
         columns = ["name", "kind", "level", "psi", "statistic", "p_value", "p_adjusted",
-                   "js_distance", "missing_reference", "missing_current", "unseen"]  # fmt: skip
+                   "js_distance", "missing_reference", "missing_current", "unseen",
+                   "ignored"]  # fmt: skip
         rows = [[getattr(f, c) for c in columns] for f in self.features]
         return pd.DataFrame(rows, columns=columns).sort_values("psi", ascending=False)
 
@@ -237,7 +244,14 @@ def drift_report(
                 result = _categorical_drift(ref, column)
             if result.missing_current == 1.0:
                 problems.append(f"{ref.name}: every value is null")
-            elif result.constant is not None and len(ref.grid) > 1:
+            elif (
+                result.constant is not None
+                and len(ref.grid) > 1
+                # Bonferroni: chance constancy of any one feature stays under alpha
+                and _constant_is_surprising(
+                    ref, result.constant, rows, thresholds.alpha / len(reference.features)
+                )
+            ):
                 problems.append(f"{ref.name}: constant ({result.constant:g})")
             results.append(result)
     prediction = None
@@ -245,14 +259,22 @@ def drift_report(
         prediction = _numeric_drift(reference.score, np.asarray(scores, np.float32))
         prediction.p_adjusted = prediction.p_value
         prediction.level = _level(prediction, thresholds)
-    for f, adjusted in zip(results, benjamini_hochberg([f.p_value for f in results]), strict=True):
+    for f in results:
+        f.ignored = f.name in thresholds.ignore
+    judged = [f for f in results if not f.ignored]
+    for f, adjusted in zip(judged, benjamini_hochberg([f.p_value for f in judged]), strict=True):
         f.p_adjusted = adjusted
         f.level = _level(f, thresholds)
+    for f in results:  # measured and shown, never counted
+        if f.ignored:
+            f.p_adjusted = f.p_value
+            f.level = _level(f, thresholds)
     report = DriftReport(rows, results, prediction, problems, thresholds)
-    if results:
-        report.share_drifted = sum(f.level != "ok" for f in results) / len(reference.features)
+    counted = [f for f in reference.features if f.name not in thresholds.ignore]
+    if judged and counted:
+        report.share_drifted = sum(f.level != "ok" for f in judged) / len(counted)
     report.dataset_drift = report.share_drifted >= thresholds.share_alert
-    levels = [f.level for f in results]
+    levels = [f.level for f in judged]
     if problems or report.dataset_drift or "alert" in levels:
         report.verdict = "alert"
     elif "warn" in levels:
@@ -328,10 +350,7 @@ def _categorical_drift(ref: FeatureReference, column: pd.Series) -> FeatureDrift
     unseen = int(counts.sum()) - sum(known)
     observed = np.array([*known, unseen, int(column.isna().sum())], dtype=float)
     current = observed / max(n, 1)
-    expected = np.maximum(np.asarray(ref.proportions), EPSILON)
-    expected = expected / expected.sum() * n
-    chi2 = float(((observed - expected) ** 2 / expected).sum())
-    p_value = float(stats.chi2.sf(chi2, len(observed) - 1)) if n else 1.0
+    chi2, p_value = _homogeneity(np.asarray(ref.proportions) * ref.rows, observed)
     return FeatureDrift(
         ref.name,
         "categorical",
@@ -346,6 +365,33 @@ def _categorical_drift(ref: FeatureReference, column: pd.Series) -> FeatureDrift
         reference=list(ref.proportions),
         current=current.tolist(),
     )
+
+
+def _homogeneity(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
+    """Two-sample chi-square test that both samples come from one distribution over the
+    categories. The reference is a sample too: treating its shares as exact makes a
+    feature with many rare categories (a signup cohort, say) look drifted on noise."""
+    table = np.vstack([reference_counts, current_counts])
+    table = table[:, table.sum(axis=0) > 0]
+    totals = table.sum(axis=1, keepdims=True)
+    if table.shape[1] < 2 or (totals == 0).any():
+        return 0.0, 1.0
+    expected = totals * table.sum(axis=0, keepdims=True) / table.sum()
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    return chi2, float(stats.chi2.sf(chi2, table.shape[1] - 1))
+
+
+def _constant_is_surprising(ref: FeatureReference, value: float, rows: int, level: float) -> bool:
+    """Whether `rows` values all equal to `value` are less likely than `level` under
+    the reference: a sparse count that is mostly 0 is legitimately all 0 in a small
+    batch. The value's reference share is bounded from above by the CDF step at it."""
+    grid = np.asarray(ref.grid)
+    at = int(np.searchsorted(grid, value))
+    if at == len(grid) or grid[at] != value:
+        return True  # off the percentile grid: a share under about 1 %
+    below = ref.cdf[at - 1] if at else 0.0
+    share = (ref.cdf[at] - below) * (1 - ref.missing)
+    return bool(share**rows < level)
 
 
 def psi(reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray) -> float:

@@ -53,7 +53,7 @@ def drift_markdown(report: DriftReport, title: str) -> str:
     for f in sorted(report.features, key=lambda f: -f.psi):
         js = "" if f.js_distance is None else f"{f.js_distance:.3f}"
         lines.append(
-            f"| {f.name} | {f.kind} | {f.level} | {f.psi:.3f} | {f.statistic:.3g} | "
+            f"| {f.name} | {f.kind} | {f.level}{' (ignored)' if f.ignored else ''} | {f.psi:.3f} | {f.statistic:.3g} | "
             f"{f.p_adjusted:.2g} | {js} | {f.missing_reference:.1%} -> {f.missing_current:.1%} | "
             f"{f.unseen:.1%} |"
         )

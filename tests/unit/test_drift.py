@@ -138,3 +138,51 @@ def test_thresholds_come_from_the_environment_and_are_validated() -> None:
     assert settings.drift == DriftThresholds(psi_warn=0.05, alpha=0.01)
     with pytest.raises(ValueError, match="CHURN_DRIFT_PSI_WARN"):
         load_model_settings({"CHURN_DRIFT_PSI_WARN": "0.5", "CHURN_DRIFT_PSI_ALERT": "0.2"})
+
+
+def test_many_rare_categories_on_a_small_reference_are_not_drift() -> None:
+    """The reference is a sample too: 48 signup cohorts seen in 650 rows differ from
+    3,000 more rows of the same distribution by chance, not by drift (a one-sample test
+    against the reference shares alarmed here, p about 1e-50)."""
+    rng = np.random.default_rng(5)
+    months = [f"2022-{m:02d}" for m in range(1, 13)] + [
+        f"{y}-{m:02d}" for y in (2023, 2024, 2025) for m in range(1, 13)
+    ]
+    weights = rng.dirichlet(np.ones(len(months)))
+
+    def cohorts(n: int, seed: int) -> pd.DataFrame:
+        picks = np.random.default_rng(seed).choice(months, n, p=weights)
+        return pd.DataFrame({"cohort": picks})
+
+    reference = build_reference(cohorts(650, 6), ["cohort"], [])
+    alarms = [drift_report(reference, cohorts(3_000, seed)).verdict for seed in range(7, 27)]
+    assert alarms.count("ok") >= 19, alarms
+    # a real shift of the same size still is one
+    shifted = cohorts(3_000, 30).assign(cohort=lambda f: f["cohort"].where(
+        np.random.default_rng(31).random(3_000) < 0.6, "2025-12"))  # fmt: skip
+    assert drift_report(reference, shifted).verdict == "alert"
+
+
+def test_a_sparse_count_may_be_constant_in_a_small_batch() -> None:
+    rng = np.random.default_rng(8)
+    counts = np.where(rng.random(20_000) < 0.985, 0.0, rng.integers(1, 4, 20_000))
+    reference = build_reference(pd.DataFrame({"failures_7d": counts}), [], ["failures_7d"])
+    assert len(reference.features[0].grid) > 1  # not constant in the reference
+    # 0.985 ** 100 = 0.22: all zero by chance is plausible
+    quiet = drift_report(reference, pd.DataFrame({"failures_7d": np.zeros(100)}))
+    assert quiet.problems == [] and quiet.verdict == "ok"
+    # 0.985 ** 2000 ~ 1e-13 is not chance any more
+    stuck = drift_report(reference, pd.DataFrame({"failures_7d": np.zeros(2_000)}))
+    assert stuck.problems == ["failures_7d: constant (0)"]
+
+
+def test_ignored_features_are_shown_but_not_counted(reference) -> None:
+    current = batch(5_000, seed=12, plans=("basic", "pro", "enterprise"))
+    counted = drift_report(reference, current, thresholds=DriftThresholds(ignore=frozenset()))
+    assert counted.verdict == "alert" and "plan" in [f.name for f in counted.drifted()]
+    ignoring = drift_report(reference, current, thresholds=DriftThresholds(ignore={"plan"}))
+    plan = next(f for f in ignoring.features if f.name == "plan")
+    assert plan.ignored and plan.level == "alert"  # measured as before...
+    assert "plan" not in [f.name for f in ignoring.drifted()]  # ...but not counted
+    assert ignoring.verdict == "ok" and ignoring.share_drifted == 0.0
+    assert bool(ignoring.table().set_index("name").loc["plan", "ignored"])
