@@ -43,12 +43,14 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         start=args.start,
         drift=args.drift,
         drift_start=args.drift_start,
+        through=args.through,
     )
     _say(
         f"Generating {cfg.customers:,} customers over {cfg.days} days from "
         f"{cfg.resolved_start()} (seed {cfg.seed}"
         + (f", drift {cfg.drift} from {cfg.resolved_drift_start()}" if cfg.drift else "")
         + f") into {settings.landing_dir}"
+        + (f", batches through {cfg.through} only" if cfg.through else "")
     )
     started = time.perf_counter()
     summary = generate(cfg, settings.landing_dir, settings.ground_truth_dir, progress=_say)
@@ -125,6 +127,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             start=None,
             drift=None,
             drift_start=None,
+            through=None,
         )
         cmd_generate(gen_args, settings)
     started = time.perf_counter()
@@ -212,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start", type=_date, help="first simulated day (default: DAYS ago)")
     gen.add_argument("--drift", choices=DRIFT_KINDS, help="inject a named shift")
     gen.add_argument("--drift-start", type=_date, help="day the drift starts (default: midway)")
+    gen.add_argument(
+        "--through",
+        type=_date,
+        help="land the daily batches up to this day only; the same command without it "
+        "lands the rest of the same world later",
+    )
     gen.set_defaults(func=cmd_generate)
 
     imp = sub.add_parser("import", help="validate your files and place them in the landing zone")

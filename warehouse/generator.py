@@ -64,6 +64,9 @@ class GeneratorConfig:
     start: dt.date | None = None
     drift: DriftKind | None = None
     drift_start: dt.date | None = None
+    # write the daily batches up to this day only: the simulated world is the same, so
+    # generating again without it lands the rest (earlier files come out identical)
+    through: dt.date | None = None
 
     def resolved_start(self) -> dt.date:
         # Default: the history ends today, so no timestamp is in the future.
@@ -217,7 +220,8 @@ def generate(
     drift_day = (cfg.resolved_drift_start() - start).days if cfg.drift else None
     pop = _Population(cfg, rng)
     if cfg.drift == "new_region":
-        _assign_new_region(pop, rng, drift_day)
+        # a stream of its own: the world stays the same as without drift until it starts
+        _assign_new_region(pop, np.random.default_rng([cfg.seed, 1]), drift_day)
     for table in ("customers", "subscriptions", "events"):
         shutil.rmtree(landing_dir / table, ignore_errors=True)
         (landing_dir / table).mkdir(parents=True, exist_ok=True)
@@ -225,14 +229,19 @@ def generate(
 
     hazard = np.full((cfg.days, pop.n), np.nan, dtype=np.float32)
     counts = {"subscriptions": 0, "events": 0, "files": 0}
-    _write_customers(pop, start, landing_dir, counts)
+    _write_customers(pop, start, landing_dir, counts, cfg.through)
 
     for t in range(cfg.days):
         day = start + dt.timedelta(days=t)
-        if drift_day is not None and t == drift_day:
-            _apply_drift(pop, cfg.drift)
         alive = (pop.signup_day <= t) & (pop.churn_day < 0)
         sub_parts: list[dict] = []
+        if drift_day is not None and t == drift_day:
+            if cfg.drift == "price_increase":
+                sub_parts += _reprice(
+                    pop, np.flatnonzero(alive & (pop.sub_start_day < t)), start, t
+                )
+            else:
+                _apply_drift(pop, cfg.drift)
         if t == 0:
             sub_parts.append(_sub_rows(pop, np.flatnonzero(alive), start, None))
         else:
@@ -267,7 +276,7 @@ def generate(
             ("subscriptions", sub_parts, SUB_SCHEMA),
             ("events", event_parts, EVENT_SCHEMA),
         ):
-            if parts:
+            if parts and (cfg.through is None or day <= cfg.through):
                 frame = _concat_rows(parts, schema)
                 if table == "subscriptions":
                     frame = _latest_state(frame)
@@ -305,6 +314,17 @@ def _assign_new_region(pop: _Population, rng: np.random.Generator, drift_day: in
     pick = late & (rng.random(pop.n) < 0.6)
     pop.region[pick] = "middle_east_africa"
     pop.engagement_mean[pick] -= 0.4
+
+
+def _reprice(pop: _Population, idx: np.ndarray, start: dt.date, t: int) -> list[dict]:
+    """A price increase applies to subscriptions in force too: each live period ends at
+    the start of day t at the old price and a new one starts at the new price."""
+    at_midnight = np.zeros(len(idx), np.int64)
+    closing = _sub_rows(pop, idx, start, _timestamps(start, np.full(len(idx), t), at_midnight))
+    _apply_drift(pop, "price_increase")
+    pop.sub_start_day[idx] = t
+    pop.sub_start_second[idx] = at_midnight
+    return [closing, _sub_rows(pop, idx, start, None)]
 
 
 def _apply_drift(pop: _Population, kind: DriftKind | None) -> None:
@@ -404,11 +424,16 @@ def _plan_changes(
     return idx[changing], np.where(up[changing], 1, -1)
 
 
-def _write_customers(pop: _Population, start: dt.date, landing_dir: Path, counts: dict) -> None:
+def _write_customers(
+    pop: _Population, start: dt.date, landing_dir: Path, counts: dict, through: dt.date | None
+) -> None:
     signup_at = _timestamps(start, pop.signup_day, pop.signup_second)
     batch_day = np.maximum(pop.signup_day, 0)
     cohort = signup_at.astype("M8[M]").astype(str)
+    last = (through - start).days if through else None
     for t in np.unique(batch_day):
+        if last is not None and t > last:
+            break
         mask = batch_day == t
         frame = pa.table(
             {

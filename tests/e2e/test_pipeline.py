@@ -56,6 +56,7 @@ def test_whole_graph_on_duckdb_and_postgres_agree(home, pg_url, monkeypatch, cap
     needs_a_model = {
         "churn_model_candidate", "churn_model_evaluation", "churn_model_promotion",
         "online_features", "prediction_log", "batch_scores", "feature_drift_report",
+        "live_drift_report", "prediction_outcomes", "model_performance",
     }  # fmt: skip
     assert all(a["materialized_at"] for k, a in status["assets"].items() if k not in needs_a_model)
     feature_checks = {

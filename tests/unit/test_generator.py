@@ -1,3 +1,4 @@
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -93,6 +94,20 @@ def test_drift_changes_behaviour_after_its_start(tmp_path):
     assert invoice_mean(tmp_path / "drift", "2025-02-05") > 1.15 * invoice_mean(
         tmp_path / "base", "2025-02-05"
     )
+    # before the drift the two worlds are the same, file for file
+    for table in ("customers", "subscriptions", "events"):
+        for path in landing_files(tmp_path / "base", table):
+            if path.stem < "2025-02-01":
+                twin = tmp_path / "drift" / table / path.name
+                assert pq.read_table(path).equals(pq.read_table(twin)), path
+    # subscriptions in force are re-priced: closed at midnight, reopened 25 % dearer
+    subs = pq.read_table(tmp_path / "drift" / "subscriptions" / "2025-02-01.parquet").to_pandas()
+    midnight = pd.Timestamp("2025-02-01")
+    closed = subs[subs["ended_at"] == midnight].set_index("customer_id")
+    reopened = subs[subs["started_at"] == midnight].set_index("customer_id")
+    assert len(closed) > 100 and set(closed.index) <= set(reopened.index)
+    ratio = reopened.loc[closed.index, "monthly_revenue"] / closed["monthly_revenue"]
+    assert np.allclose(ratio, 1.25, atol=0.01)
 
 
 def test_usage_drop_and_new_region_drifts(tmp_path):
@@ -124,3 +139,26 @@ def test_usage_drop_and_new_region_drifts(tmp_path):
     customers = customers_of(landing_for("new_region"))
     new = customers[customers["region"] == "middle_east_africa"]
     assert len(new) > 0 and (new["signup_at"] >= pd.Timestamp(drift_start)).all()
+    # every drift kind leaves the world as it was before the drift starts
+    for kind in ("usage_drop", "new_region"):
+        for table in ("customers", "subscriptions", "events"):
+            for path in landing_files(tmp_path / "None", table):
+                if path.stem < drift_start.isoformat():
+                    twin = pq.read_table(tmp_path / kind / table / path.name)
+                    assert pq.read_table(path).equals(twin), (kind, path)
+
+
+def test_through_lands_the_first_part_and_the_rest_comes_later(tmp_path):
+    full = GeneratorConfig(customers=300, days=60, seed=5, start=dt.date(2025, 1, 1))
+    generate(full, tmp_path / "full", tmp_path / "g1")
+    first = dataclasses.replace(full, through=dt.date(2025, 1, 31))
+    generate(first, tmp_path / "part", tmp_path / "g2")
+    for table in ("customers", "subscriptions", "events"):
+        part = {p.name for p in landing_files(tmp_path / "part", table)}
+        assert part and max(part) <= "2025-01-31.parquet"
+        expected = {p.name for p in landing_files(tmp_path / "full", table)}
+        assert part == {n for n in expected if n <= "2025-01-31.parquet"}
+        for name in part:  # the same files as the whole world's
+            assert pq.read_table(tmp_path / "part" / table / name).equals(
+                pq.read_table(tmp_path / "full" / table / name)
+            )
