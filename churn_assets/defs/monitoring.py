@@ -2,9 +2,11 @@
 on it), and of the live traffic the service scored, against the reference frozen with
 the champion at training time."""
 
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from churn_assets.defs.automation import FOLLOW_UPSTREAM
@@ -56,18 +58,11 @@ def feature_drift_report(
     warehouse: WarehouseResource,
     mlflow_registry: MlflowResource,
 ):
-    champion, bundle = mlflow_registry.champion(before="measuring drift against it")
-    if bundle.reference is None:
-        yield from no_reference(champion)
-        return
-    frame = load_scoring_frame(warehouse.warehouse())
-    scores = bundle.predict(bundle.spec.transform(frame)) if len(frame) else None
-    report = drift_report(bundle.reference, frame, scores, mlflow_registry.settings().drift)
-    context.log.info(
-        f"drift of {report.rows:,} customers against v{champion}: {report.verdict}, "
-        f"{report.share_drifted:.0%} of features drifted"
-    )
-    yield from report_outputs(report, champion, bundle, f"Drift against v{champion}")
+    def current_build(champion: str, bundle: ModelBundle) -> Batch:
+        frame = load_scoring_frame(warehouse.warehouse())
+        return frame, bundle.predict(bundle.spec.transform(frame)) if len(frame) else None
+
+    yield from measure_drift(context, mlflow_registry, current_build, "customers")
 
 
 LIVE_DRIFT_KEY = dg.AssetKey("live_drift_report")
@@ -115,41 +110,57 @@ def live_drift_report(
     warehouse: WarehouseResource,
     mlflow_registry: MlflowResource,
 ):
+    min_rows = mlflow_registry.settings().drift.min_rows
+
+    def scored_traffic(champion: str, bundle: ModelBundle) -> Batch | str:
+        wh = warehouse.warehouse()
+        if not wh.table_exists(PREDICTION_LOG):
+            return f"v{champion} scored nobody yet: no prediction log"
+        served = wh.query_df(SERVED_ON_CURRENT_BUILD, [champion])
+        if len(served) < min_rows:
+            # no traffic is no evidence of drift: a warning, never a retrain
+            return (
+                f"v{champion} scored {len(served)} customers on the current feature build; "
+                f"a live drift verdict needs {min_rows} (CHURN_DRIFT_MIN_ROWS)"
+            )
+        frame = load_scoring_frame(wh)
+        frame = frame.assign(customer_id=frame["customer_id"].astype(str)).merge(
+            served.assign(customer_id=served["customer_id"].astype(str)), on="customer_id"
+        )
+        return frame, frame["probability"].to_numpy(dtype=float)
+
+    yield from measure_drift(context, mlflow_registry, scored_traffic, "scored customers")
+
+
+Batch = tuple[pd.DataFrame, np.ndarray | None]  # features, and scores when there are any
+
+
+def measure_drift(
+    context: dg.AssetExecutionContext,
+    mlflow_registry: MlflowResource,
+    batch: Callable[[str, ModelBundle], Batch | str],
+    rows_are: str,
+):
+    """Both drift reports: the champion's reference against `batch`, which returns the
+    features and scores to judge, or why there is nothing to judge (both checks WARN)."""
     champion, bundle = mlflow_registry.champion(before="measuring drift against it")
     if bundle.reference is None:
-        yield from no_reference(champion)
+        yield from not_judged(
+            champion, "no reference",
+            f"v{champion} has no drift reference (trained before drift monitoring): retrain it",
+        )  # fmt: skip
         return
-    wh = warehouse.warehouse()
-    served = (
-        wh.query_df(SERVED_ON_CURRENT_BUILD, [champion])
-        if wh.table_exists(PREDICTION_LOG)
-        else pd.DataFrame({"customer_id": [], "probability": []})
-    )
-    thresholds = mlflow_registry.settings().drift
-    if len(served) < thresholds.min_rows:
-        # no traffic is no evidence of drift: a warning, never a retrain
-        why = (
-            f"v{champion} scored {len(served)} customers on the current feature build; "
-            f"a live drift verdict needs {thresholds.min_rows} (CHURN_DRIFT_MIN_ROWS)"
-        )
-        yield dg.Output(None, metadata={"model_version": champion, "rows": len(served),
-                                        "verdict": "too little traffic"})  # fmt: skip
-        for name in (FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK):
-            yield dg.AssetCheckResult(check_name=name, passed=False, description=why,
-                                      severity=dg.AssetCheckSeverity.WARN)  # fmt: skip
+    found = batch(champion, bundle)
+    if isinstance(found, str):
+        yield from not_judged(champion, "not judged", found)
         return
-    served["customer_id"] = served["customer_id"].astype(str)
-    frame = load_scoring_frame(wh)
-    frame = frame.assign(customer_id=frame["customer_id"].astype(str)).merge(
-        served, on="customer_id"
-    )
-    scores = frame["probability"].to_numpy(dtype=float)
-    report = drift_report(bundle.reference, frame, scores, thresholds)
+    frame, scores = found
+    report = drift_report(bundle.reference, frame, scores, mlflow_registry.settings().drift)
     context.log.info(
-        f"live drift of {report.rows:,} scored customers against v{champion}: "
-        f"{report.verdict}, {report.share_drifted:.0%} of features drifted"
+        f"drift of {report.rows:,} {rows_are} against v{champion}: {report.verdict}, "
+        f"{report.share_drifted:.0%} of features drifted"
     )
-    yield from report_outputs(report, champion, bundle, f"Live traffic drift against v{champion}")
+    yield from report_outputs(report, champion, bundle, f"Drift of {rows_are} against v{champion}")
 
 
 def report_outputs(report: DriftReport, champion: str, bundle: ModelBundle, title: str):
@@ -171,10 +182,9 @@ def report_outputs(report: DriftReport, champion: str, bundle: ModelBundle, titl
     yield prediction_check(report)
 
 
-def no_reference(champion: str):
-    """Outputs of a report that cannot run: the champion has no drift reference."""
-    why = f"v{champion} has no drift reference (trained before drift monitoring): retrain it"
-    yield dg.Output(None, metadata={"model_version": champion, "verdict": "no reference"})
+def not_judged(champion: str, verdict: str, why: str):
+    """Outputs of a report with nothing to judge: both checks WARN and say why."""
+    yield dg.Output(None, metadata={"model_version": champion, "verdict": verdict, "why": why})
     for name in (FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK):
         yield dg.AssetCheckResult(check_name=name, passed=False, description=why,
                                   severity=dg.AssetCheckSeverity.WARN)  # fmt: skip

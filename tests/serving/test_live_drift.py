@@ -75,7 +75,7 @@ def test_too_little_traffic_warns_and_says_why(drift_world) -> None:
     serve(version, frame["customer_id"].tolist(), frame["as_of_date"].max().date(),
           served_scores(registry, home, version, frame))  # fmt: skip
     summary = materialize(LIVE, resources=resources(home, registry))
-    assert summary.materialized["live_drift_report"]["verdict"] == "too little traffic"
+    assert summary.materialized["live_drift_report"]["verdict"] == "not judged"
     for check in (FEATURE_DRIFT_CHECK, PREDICTION_DRIFT_CHECK):
         passed, description = findings(summary, "live_drift_report")[check]
         assert not passed and "scored 5 customers" in description

@@ -88,24 +88,10 @@ subscriptions as (
     group by s.customer_id, s.as_of_date
 ),
 
-{#- The period in force at as_of_date: started before it and not ended before it.
-    Its ended_at is only compared with as_of_date, never read, so no future leaks. -#}
+{#- The period in force at as_of_date (macros/outcomes.sql): its ended_at is only
+    compared with as_of_date, never read, so no future leaks. -#}
 current_period as (
-    select customer_id, as_of_date, plan, monthly_revenue
-    from (
-        select
-            s.customer_id,
-            s.as_of_date,
-            h.plan,
-            h.monthly_revenue,
-            row_number() over (partition by s.customer_id, s.as_of_date order by h.started_at desc) as rn
-        from spine s
-        join {{ ref('int_subscription_history') }} h
-          on h.customer_id = s.customer_id
-         and h.started_at < cast(s.as_of_date as timestamp)
-         and (h.ended_at is null or h.ended_at >= cast(s.as_of_date as timestamp))
-    ) ranked
-    where rn = 1
+    {{ period_in_force('spine') }}
 )
 
 select

@@ -20,7 +20,7 @@ examples as (
     where sp.is_labeled or (f.as_of_date + {{ horizon }} <= b.data_end and {{ label_data_present('b') }})
 ),
 
-{#- Derived labels (macros/labels.sql), for the rows no shipped label covers. -#}
+{#- Derived labels (macros/outcomes.sql), for the rows no shipped label covers. -#}
 derived as (
     select x.customer_id, x.as_of_date, {{ derived_churned('x') }} as churned
     from examples x

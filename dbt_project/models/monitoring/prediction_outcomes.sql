@@ -39,20 +39,7 @@ derived as (
 
 {#- The subscription period in force at as_of_date, as customer_features reads it. -#}
 revenue as (
-    select customer_id, as_of_date, monthly_revenue
-    from (
-        select
-            s.customer_id,
-            s.as_of_date,
-            h.monthly_revenue,
-            row_number() over (partition by s.customer_id, s.as_of_date order by h.started_at desc) as rn
-        from served s
-        join {{ ref('int_subscription_history') }} h
-          on h.customer_id = s.customer_id
-         and h.started_at < cast(s.as_of_date as timestamp)
-         and (h.ended_at is null or h.ended_at >= cast(s.as_of_date as timestamp))
-    ) ranked
-    where rn = 1
+    {{ period_in_force('served') }}
 )
 
 select

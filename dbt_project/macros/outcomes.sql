@@ -1,3 +1,6 @@
+{#- Labels and the subscription in force, shared by training_examples, customer_features
+    and prediction_outcomes. -#}
+
 {#- The churn label of a (customer_id, as_of_date) row aliased `x`, derived from data
     under the configured definition. It looks only forward, at
     [as_of_date, as_of_date + horizon_days), so callers keep only rows whose window has
@@ -30,4 +33,25 @@
     for the contractual definition, activity events for the inactivity one. -#}
 {% macro label_data_present(b) -%}
     {{ b }}.{{ 'has_subscriptions' if var('churn_definition') == 'contractual' else 'has_activity' }}
+{%- endmacro %}
+
+{#- The subscription period in force at as_of_date for every (customer_id, as_of_date)
+    of the relation `keys`: started before it and not ended before it. Its ended_at is
+    only compared with as_of_date, never read, so no future leaks. -#}
+{% macro period_in_force(keys) -%}
+    select customer_id, as_of_date, plan, monthly_revenue
+    from (
+        select
+            k.customer_id,
+            k.as_of_date,
+            h.plan,
+            h.monthly_revenue,
+            row_number() over (partition by k.customer_id, k.as_of_date order by h.started_at desc) as rn
+        from {{ keys }} k
+        join {{ ref('int_subscription_history') }} h
+          on h.customer_id = k.customer_id
+         and h.started_at < cast(k.as_of_date as timestamp)
+         and (h.ended_at is null or h.ended_at >= cast(k.as_of_date as timestamp))
+    ) ranked
+    where rn = 1
 {%- endmacro %}
