@@ -22,6 +22,7 @@ from churn_assets.ml.performance import (
     daily_business,
     daily_performance,
     judge,
+    live_snapshot,
 )
 from churn_assets.ml.registry import CHAMPION, Registry
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
@@ -180,13 +181,7 @@ def _publish(
 ) -> bool:
     """The latest day's business figures and each version's realized metrics, for the
     service's gauges. Monitoring must not fail over Redis, so a failure is reported."""
-    realized = [b for b in business if b["realized_churn_rate"] is not None]
-    snapshot = {
-        "published_at": time.time(),
-        "latest": business[-1] if business else None,
-        "latest_realized": realized[-1] if realized else None,
-        "versions": {v: verdict.metrics for v, verdict in verdicts.items() if verdict.metrics},
-    }
+    snapshot = live_snapshot(business, verdicts, time.time())
     try:
         redis_store.client().set(LIVE_METRICS_KEY, json.dumps(snapshot))
     except (RedisError, OSError):

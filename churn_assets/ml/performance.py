@@ -268,3 +268,17 @@ def _one_sided(difference: float, se: float) -> float:
 def _rounded(metrics: dict[str, float]) -> dict[str, Any]:
     """Six decimals; undefined values (NaN) become None, which JSON can hold."""
     return {k: None if math.isnan(v) else round(v, 6) for k, v in metrics.items()}
+
+
+def live_snapshot(
+    business: list[dict[str, Any]], verdicts: Mapping[str, Verdict], now: float
+) -> dict[str, Any]:
+    """What the service's /metrics exports (serving/live_metrics.py): the latest day's
+    business figures, the latest day with outcomes, and each judged version's metrics."""
+    realized = [b for b in business if b["realized_churn_rate"] is not None]
+    return {
+        "published_at": now,
+        "latest": business[-1] if business else None,
+        "latest_realized": realized[-1] if realized else None,
+        "versions": {v: verdict.metrics for v, verdict in verdicts.items() if verdict.metrics},
+    }

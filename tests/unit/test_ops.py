@@ -6,8 +6,11 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
+from churn_assets.ml.business import CampaignEconomics
+from churn_assets.ml.performance import PerformanceLimits, daily_business, judge, live_snapshot
 from serving.metrics import ServiceMetrics
 from serving.prediction_log import PredictionLog
 
@@ -17,11 +20,28 @@ SUFFIXES = ("_bucket", "_sum", "_count", "_total")
 
 
 def exported() -> set[str]:
-    """Metric families of a service as its lifespan sets it up."""
+    """Metric families of a service as its lifespan sets it up, once model_performance
+    has published (the snapshot built the way it builds it)."""
     metrics = ServiceMetrics()
     metrics.watch_prediction_log(PredictionLog(None))  # type: ignore[arg-type]  # no writes
+    metrics.live.snapshot = published_snapshot()
     text = metrics.render().decode()
     return {family(line.split()[2]) for line in text.splitlines() if line.startswith("# TYPE")}
+
+
+def published_snapshot() -> dict:
+    frame = pd.DataFrame(
+        {
+            "model_version": ["1", "1"],
+            "day": ["2025-03-01", "2025-03-01"],
+            "probability": [0.8, 0.1],
+            "churned": [1.0, 0.0],
+            "monthly_revenue": [100.0, 50.0],
+        }
+    )
+    business = daily_business(frame, {"1": 0.5}, CampaignEconomics())
+    verdict = judge(frame, "1", None, 0.5, PerformanceLimits(min_labelled=1, min_per_class=1))
+    return live_snapshot(business, {"1": verdict}, 1.0)
 
 
 def family(name: str) -> str:
