@@ -9,6 +9,10 @@ import time
 from collections.abc import Mapping
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecord,
+    AssetCheckExecutionRecordStatus,
+)
 
 from churn_assets.defs.monitoring import (
     DRIFT_KEY,
@@ -38,11 +42,15 @@ def check_incidents(instance: dg.DagsterInstance) -> list[Incident]:
     incidents = []
     for key in WATCHED_CHECKS:
         name = key.name
-        record = instance.get_latest_asset_check_evaluation_record(key)
+        record = latest_evaluation(instance, key)
         evaluation = record.event.asset_check_evaluation if record and record.event else None
         if evaluation is None or evaluation.passed:
             continue
         if evaluation.severity != dg.AssetCheckSeverity.ERROR:
+            continue
+        if name == FEATURE_DRIFT_CHECK and not drifted_features(evaluation.metadata.get("drifted")):
+            # a batch that cannot be judged (empty, a feature missing, a column all
+            # null): the ERROR says so in the UI, but a retrain on it would not help
             continue
         incidents.append(
             Incident(
@@ -56,6 +64,19 @@ def check_incidents(instance: dg.DagsterInstance) -> list[Incident]:
             )
         )
     return incidents
+
+
+def latest_evaluation(
+    instance: dg.DagsterInstance, key: dg.AssetCheckKey
+) -> AssetCheckExecutionRecord | None:
+    """The check's latest completed evaluation. A run that contains the check records
+    it as planned when it starts; that row has no result and must not read as the
+    incident having cleared (which would let it launch again)."""
+    done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=1, status=done
+    )
+    return records[0] if records else None
 
 
 def incident_id(check: str, metadata: Mapping[str, object]) -> str:

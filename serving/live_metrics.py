@@ -1,8 +1,9 @@
 """Business and live-performance gauges on /metrics. The model_performance asset
 publishes its latest figures to Redis (LIVE_METRICS_KEY); each scrape reads them once
 (one GET), so every worker exports the same values and they are as fresh as the last
-materialization. Nothing published yet, or Redis down: the gauges are absent, and
-churn_live_metrics_published_timestamp_seconds says how old they are when present."""
+materialization. Nothing published yet: the gauges are absent. Redis down: the last
+figures read stay, and churn_live_metrics_published_timestamp_seconds says how old
+they are."""
 
 from __future__ import annotations
 

@@ -178,8 +178,8 @@ def report_outputs(report: DriftReport, champion: str, bundle: ModelBundle, titl
             "report": dg.MetadataValue.md(drift_markdown(report, title)),
         },
     )
-    yield feature_check(report)
-    yield prediction_check(report)
+    yield feature_check(report, champion)
+    yield prediction_check(report, champion)
 
 
 def not_judged(champion: str, verdict: str, why: str):
@@ -190,9 +190,10 @@ def not_judged(champion: str, verdict: str, why: str):
                                   severity=dg.AssetCheckSeverity.WARN)  # fmt: skip
 
 
-def feature_check(report: DriftReport) -> dg.AssetCheckResult:
+def feature_check(report: DriftReport, champion: str) -> dg.AssetCheckResult:
     drifted = report.drifted()
     metadata: dict[str, Any] = {
+        "model_version": champion,
         "verdict": report.verdict,
         "share_drifted": dg.MetadataValue.float(round(report.share_drifted, 4)),
         "drifted": dg.MetadataValue.json(
@@ -225,14 +226,15 @@ def describe(f: FeatureDrift) -> str:
     return f"{f.name} {f.level} (PSI {f.psi:.3f}{unseen}{missing})"
 
 
-def prediction_check(report: DriftReport) -> dg.AssetCheckResult:
+def prediction_check(report: DriftReport, champion: str) -> dg.AssetCheckResult:
     p = report.prediction
     if p is None:
         return dg.AssetCheckResult(
             check_name=PREDICTION_DRIFT_CHECK, passed=False,
             severity=dg.AssetCheckSeverity.WARN, description="no scores to compare",
         )  # fmt: skip
-    metadata = {
+    metadata: dict[str, Any] = {
+        "model_version": champion,
         "psi": dg.MetadataValue.float(round(p.psi, 4)),
         "ks": dg.MetadataValue.float(round(p.statistic, 4)),
     }

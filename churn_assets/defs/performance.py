@@ -17,6 +17,7 @@ from churn_assets.defs.automation import FOLLOW_UPSTREAM
 from churn_assets.defs.monitoring import MONITORING_GROUP
 from churn_assets.ml.feature_matrix import MARTS
 from churn_assets.ml.performance import (
+    COLUMNS,
     HoldoutReference,
     Verdict,
     daily_business,
@@ -38,7 +39,7 @@ log = dg.get_dagster_logger()
 # One row per served (version, customer, snapshot): a customer scored many times on
 # the same features by the same version is one prediction with one outcome.
 SERVED_WITH_OUTCOMES = f"""
-SELECT p.model_version, o.as_of_date AS day, avg(p.probability) AS probability,
+SELECT p.model_version, p.customer_id, o.as_of_date AS day, avg(p.probability) AS probability,
        max(o.churned) AS churned, max(o.monthly_revenue) AS monthly_revenue
 FROM {PREDICTION_LOG} p
 JOIN {OUTCOMES} o
@@ -52,8 +53,7 @@ def served_with_outcomes(warehouse: Warehouse) -> pd.DataFrame:
     """The served predictions with their outcomes (churned NaN while unknown); empty
     before anything was served and drained."""
     if not (warehouse.table_exists(PREDICTION_LOG) and warehouse.table_exists(OUTCOMES)):
-        return pd.DataFrame(columns=["model_version", "day", "probability", "churned",
-                                     "monthly_revenue"])  # fmt: skip
+        return pd.DataFrame(columns=list(COLUMNS))
     frame = warehouse.query_df(SERVED_WITH_OUTCOMES)
     frame["day"] = pd.to_datetime(frame["day"]).dt.date
     for name in ("probability", "churned", "monthly_revenue"):

@@ -3,6 +3,7 @@ table ops.prediction_log, exactly once (see warehouse.prediction_log)."""
 
 import dagster as dg
 
+from churn_assets.defs.automation import ON_DRAIN_CRON
 from churn_assets.defs.online import SERVING_GROUP
 from churn_assets.resources import RedisResource, WarehouseResource
 from warehouse.prediction_log import PREDICTION_LOG, drain
@@ -13,6 +14,7 @@ from warehouse.prediction_log import PREDICTION_LOG, drain
     group_name=SERVING_GROUP,
     owners=["team:ml-platform"],
     kinds={"redis", "sql"},
+    automation_condition=ON_DRAIN_CRON,
     description=(
         f"Every prediction the scoring service made (request id, token subject, customer, "
         f"model version, variant, probability, features_as_of, latency, reasons), moved "

@@ -3,8 +3,9 @@ series per model version and day, business metrics per day, and the verdict on w
 a version performs worse live than on its evaluation holdout.
 
 Input rows are one served prediction each (deduplicated per version, customer and
-snapshot): model_version, day (when it was served), probability, churned (NaN while the
-label window is open) and monthly_revenue. Pure numpy/pandas/scipy."""
+snapshot): model_version, customer_id, day (the served features' snapshot date),
+probability, churned (NaN while the label window is open) and monthly_revenue. Pure
+numpy/pandas/scipy."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from churn_assets.ml.business import CampaignEconomics
 from churn_assets.ml.metrics import METRICS, threshold_metrics
 
 Status = Literal["ok", "waiting", "too_few", "below_floor", "degraded"]
-COLUMNS = ("model_version", "day", "probability", "churned", "monthly_revenue")
+COLUMNS = ("model_version", "customer_id", "day", "probability", "churned", "monthly_revenue")
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,13 @@ def daily_business(
     """Per served day, over every version: predicted and realized churn rate, revenue at
     risk (probability x customer value), and what the campaign policy (contact everyone
     at or above their version's threshold) costs and saves: expected from the scores,
-    realized from the outcomes known so far."""
+    realized from the outcomes known so far. A customer two versions scored on the same
+    day (A/B, canary) counts once, with the newer version's score."""
+    frame = (
+        frame.assign(_order=frame["model_version"].astype(str).map(_version_number))
+        .sort_values("_order")
+        .drop_duplicates(["customer_id", "day"], keep="last")
+    )
     value = np.nan_to_num(frame["monthly_revenue"].to_numpy(dtype=float)) * economics.value_months
     p = frame["probability"].to_numpy(dtype=float)
     limit = frame["model_version"].astype(str).map(thresholds).fillna(0.5).to_numpy(dtype=float)
@@ -182,6 +189,10 @@ def daily_business(
     return rows
 
 
+def _version_number(version: str) -> int:
+    return int(version) if version.isdigit() else -1
+
+
 def hanley_mcneil_se(auc: float, positives: int, negatives: int) -> float:
     """Standard error of an AUC from its value and class counts (Hanley & McNeil, 1982)."""
     q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
@@ -208,6 +219,9 @@ def judge(
                        reasons=["no served prediction has a closed label window yet"])  # fmt: skip
     days = pd.to_datetime(mine["day"])
     recent = mine[days >= days.max() - pd.Timedelta(days=limits.window_days - 1)]
+    # one outcome per customer: daily snapshots of one customer have overlapping label
+    # windows, and counting each would shrink the standard errors below the truth
+    recent = recent.sort_values("day").drop_duplicates("customer_id", keep="last")
     y = recent["churned"].to_numpy(dtype=float)
     p = recent["probability"].to_numpy(dtype=float)
     churners = int(y.sum())

@@ -174,16 +174,24 @@ def test_drift_launches_one_retrain_that_the_ledger_links_to_it(
         job = defs.resolve_job_def(RETRAINING_JOB)
         run = job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
         tags = instance.get_run_by_id(run.run_id).tags
+        # after the retrain, and with no cooldown left, the same finding launches
+        # nothing more: one incident, one retrain
+        monkeypatch.setenv("CHURN_RETRAIN_COOLDOWN_SECONDS", "0")
+        after = tick(instance, again.cursor)
+        assert not after.run_requests, after.skip_reason
     assert tags["churn/incident"] == incident and json.loads(tags["churn/evidence"])["check"]
 
     entries = ledger.history("churn-model").iloc[before:]
     assert len(entries), "the retrain left no ledger entry"
     story = entries.iloc[-1]
-    assert story["version_after"] == "2" or story["action"] == "refuse"
     assert incident in story["triggered_by"] and run.run_id[:8] in story["triggered_by"]
     evidence = json.loads(story["evidence"])
     assert evidence["run_tags"]["churn/incident"] == incident
+    failed = {e.step_key for e in run.all_events if e.is_step_failure}
     if story["action"] == "refuse":
-        assert story["reasons"]  # refused with its reasons
+        # refused with its reasons: the blocking gates stop the run before promotion
+        assert story["reasons"] and evidence["version"] != "1"
+        assert failed == {"churn_model_evaluation"}, failed
     else:
-        assert story["action"] in ("promote", "challenger")
+        assert story["action"] in ("promote", "challenger") and story["version_after"] != "1"
+        assert run.success, failed

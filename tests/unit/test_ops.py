@@ -33,6 +33,7 @@ def published_snapshot() -> dict:
     frame = pd.DataFrame(
         {
             "model_version": ["1", "1"],
+            "customer_id": ["a", "b"],
             "day": ["2025-03-01", "2025-03-01"],
             "probability": [0.8, 0.1],
             "churned": [1.0, 0.0],

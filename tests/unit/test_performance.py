@@ -29,6 +29,7 @@ def served(n: int, version: str, quality: float, seed: int, day: str = "2025-03-
     return pd.DataFrame(
         {
             "model_version": version,
+            "customer_id": [f"c{seed}-{i}" for i in range(n)],
             "day": pd.to_datetime(day).date(),
             "probability": p,
             "churned": y,
@@ -60,6 +61,7 @@ def test_daily_business_by_hand() -> None:
     frame = pd.DataFrame(
         {
             "model_version": ["1", "1", "1", "2"],
+            "customer_id": ["a", "b", "c", "d"],
             "day": ["2025-03-01"] * 4,
             "probability": [0.9, 0.2, 0.6, 0.7],
             "churned": [1.0, 0.0, 0.0, np.nan],
@@ -140,3 +142,21 @@ def test_holdout_reference_from_registry_metrics() -> None:
     assert HoldoutReference.from_metrics({"pr_auc": 0.3}) is None
     with pytest.raises(ValueError, match="implausible"):
         PerformanceLimits(alpha=0)
+
+
+def test_one_outcome_per_customer_in_the_verdict_and_one_score_per_day_in_business() -> None:
+    once = served(400, "7", 0.4, 9, "2025-03-01")
+    # the same customers served again on later daily builds: the same outcomes
+    daily = pd.concat(
+        [
+            once.assign(day=pd.Timestamp(d).date())
+            for d in ("2025-03-01", "2025-03-02", "2025-03-03")
+        ]
+    )
+    limits = PerformanceLimits(min_labelled=300)
+    assert judge(daily, "7", None, 0.5, limits).labelled == 400  # not 1,200
+    # an A/B split scoring one customer with two versions on one day counts it once,
+    # with the newer version's score
+    ab = pd.concat([once.head(1), once.head(1).assign(model_version="8", probability=0.99)])
+    (day,) = daily_business(ab, {"7": 0.5, "8": 0.5}, ECONOMICS)
+    assert day["predictions"] == 1 and day["predicted_churn_rate"] == 0.99
