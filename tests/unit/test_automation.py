@@ -2,6 +2,8 @@
 that, models are left to the sensor and schedule, and the fallback retraining schedule
 reads its cron from the environment and refuses a bad one."""
 
+import datetime
+
 import dagster as dg
 import pytest
 
@@ -39,3 +41,22 @@ def test_the_fallback_schedule(monkeypatch) -> None:
     with pytest.raises(ValueError, match="CHURN_RETRAIN_CRON"):
         retraining_schedule("every sunday")
     assert defs.resolve_schedule_def("retraining_fallback").tags["churn/trigger"] == "schedule"
+
+
+def test_the_prediction_log_is_drained_on_its_cron() -> None:
+    """Nothing upstream announces new predictions: after each tick of CHURN_DRAIN_CRON
+    (every 15 minutes) the drain is requested once."""
+    start = datetime.datetime(2026, 1, 1, 12, 1, tzinfo=datetime.UTC)
+    with dg.DagsterInstance.ephemeral() as instance:
+
+        def drains(at: datetime.datetime, cursor=None):
+            result = dg.evaluate_automation_conditions(
+                defs=defs, instance=instance, cursor=cursor, evaluation_time=at
+            )
+            return result.get_num_requested(dg.AssetKey("prediction_log")), result.cursor
+
+        _, cursor = drains(start)  # the first evaluation only sets the baseline
+        due, cursor = drains(start + datetime.timedelta(minutes=15), cursor)
+        assert due == 1
+        again, _ = drains(start + datetime.timedelta(minutes=16), cursor)
+        assert again == 0  # requested for this tick already
