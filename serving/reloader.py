@@ -23,18 +23,23 @@ class Reloader:
         self.holder = holder
         self.poll_seconds = poll_seconds
         self._tasks: list[asyncio.Task] = []
+        # redis-py may turn a cancellation inside a read into a connection error, which
+        # the loop below survives by design: the flag ends it whatever the read raised
+        self._stopping = False
 
     async def listen(self) -> None:
-        while True:
+        while not self._stopping:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(EVENTS_CHANNEL)
-                while True:
+                while not self._stopping:
                     # a bounded wait rather than listen(): cancellation at shutdown
                     # then never meets a read in progress
                     if await pubsub.get_message(timeout=1.0):
                         await self.holder.refresh()
             except (RedisError, OSError) as exc:
+                if self._stopping:
+                    return
                 log.info("events channel unavailable (%s); polling continues", exc)
                 await asyncio.sleep(self.poll_seconds)
             finally:
@@ -42,7 +47,7 @@ class Reloader:
                     await asyncio.wait_for(pubsub.aclose(), timeout=1)
 
     async def poll(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.poll_seconds)
             await self.holder.refresh()
 
@@ -50,6 +55,7 @@ class Reloader:
         self._tasks = [asyncio.create_task(self.listen()), asyncio.create_task(self.poll())]
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         # a reload running in a worker thread cannot be interrupted; do not wait for it
