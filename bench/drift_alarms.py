@@ -37,10 +37,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -52,14 +50,12 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+from worlds import build_world as build_warehouse
 
 from churn_assets.ml.drift import DriftThresholds, ReferenceProfile, build_reference, drift_report
 from churn_assets.ml.feature_matrix import MARTS, FeatureSpec, pivot_attributes
 from churn_assets.ml.splits import customer_bucket, time_split
-from churn_assets.runner import DBT_PROJECT_DIR
-from warehouse.connection import Warehouse
-from warehouse.generator import DRIFT_KINDS, DriftKind, GeneratorConfig, generate
-from warehouse.ingestion import Ingestor
+from warehouse.generator import DRIFT_KINDS, DriftKind, GeneratorConfig
 from warehouse.settings import load_settings
 
 START = dt.date(2025, 1, 1)
@@ -128,7 +124,6 @@ def build_world(
         return out, 0.0, True
     started = time.perf_counter()
     shutil.rmtree(home, ignore_errors=True)
-    settings = load_settings({"CHURN_HOME": str(home)})
     cfg = GeneratorConfig(
         customers=customers,
         days=days,
@@ -136,33 +131,7 @@ def build_world(
         start=START,
         drift=cast("DriftKind | None", world.kind),
     )
-    generate(cfg, settings.landing_dir, settings.ground_truth_dir)
-    phases = {"generate": time.perf_counter() - started}
-    warehouse = Warehouse(settings)
-    ingestor = Ingestor(warehouse, settings.landing_dir)
-    for table in ("customers", "subscriptions", "events"):
-        ingestor.ingest(table)
-    phases["ingest"] = time.perf_counter() - started - sum(phases.values())
-    command = [
-        "dbt",
-        "run",
-        "--quiet",
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--select",
-        "+customer_features",
-        "+customer_attributes",
-        "--vars",
-        json.dumps(settings.dbt_vars()),
-        # Own target and log paths: other dbt runs in the project are left alone.
-        "--target-path",
-        str(home / "dbt_target"),
-        "--log-path",
-        str(home / "dbt_logs"),
-    ]
-    env = {**os.environ, **settings.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, check=True)
-    phases["dbt"] = time.perf_counter() - started - sum(phases.values())
+    warehouse, phases = build_warehouse(home, cfg, ["+customer_features", "+customer_attributes"])
     features = warehouse.query_df(f"SELECT * FROM {MARTS}.customer_features")
     attributes = pivot_attributes(warehouse.query_df(f"SELECT * FROM {MARTS}.customer_attributes"))
     frame = features.merge(attributes, on="customer_id", how="left")

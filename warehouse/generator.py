@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -54,6 +55,9 @@ SEGMENT_SEATS = {"smb": (1.2, 0.6), "mid_market": (2.9, 0.5), "enterprise": (4.4
 SEGMENT_EXPECTED_PLAN = {"smb": 0.5, "mid_market": 1.0, "enterprise": 1.55}
 
 SECONDS_PER_DAY = 86_400
+# What `generate` shows a hidden-state observer: the simulated day and, for every
+# customer live that day, the state its churn hazard was computed from.
+HiddenStateObserver = Callable[[dt.date, pd.DataFrame], None]
 
 
 @dataclass(frozen=True)
@@ -207,8 +211,13 @@ def generate(
     landing_dir: Path,
     ground_truth_dir: Path,
     progress: Callable[[str], None] | None = None,
+    observe_hidden_state: HiddenStateObserver | None = None,
 ) -> GeneratorSummary:
-    """Simulate cfg.days of the business and write one landing batch per day and table."""
+    """Simulate cfg.days of the business and write one landing batch per day and table.
+
+    observe_hidden_state, when given, is called every day with the hidden state of the
+    live customers (bench/oracle_gap.py uses it to measure how much of the gap to the
+    oracle is information the events do not carry); it never changes the world."""
     if cfg.customers < 1 or cfg.days < 1:
         raise ValueError("customers and days must both be at least 1")
     if cfg.drift is not None and cfg.drift not in DRIFT_KINDS:
@@ -252,6 +261,8 @@ def generate(
         event_parts = _simulate_day(pop, rng, idx, t, start)
         h = _hazard(pop, idx, t)
         hazard[t, idx] = h
+        if observe_hidden_state is not None:
+            observe_hidden_state(day, _hidden_state(pop, idx, h))
         churners = idx[rng.random(len(idx)) < h]
         changers, direction = _plan_changes(
             pop, rng, np.setdiff1d(idx, churners, assume_unique=True)
@@ -411,6 +422,22 @@ def _hazard(pop: _Population, idx: np.ndarray, t: int) -> np.ndarray:
         + pop.frailty[idx]
     )
     return np.minimum(np.exp(log_h), 0.5).astype(np.float32)
+
+
+def _hidden_state(pop: _Population, idx: np.ndarray, hazard: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": pop.ids[idx],
+            "engagement": pop.engagement[idx],
+            "engagement_mean": pop.engagement_mean[idx],
+            "payment_trouble": pop.payment_trouble[idx],
+            "recent_failures": pop.recent_failures[idx],
+            "unhappy": pop.unhappy[idx],
+            "price_pressure": pop.price_pressure[idx],
+            "frailty": pop.frailty[idx],
+            "daily_hazard": hazard,
+        }
+    )
 
 
 def _plan_changes(

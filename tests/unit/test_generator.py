@@ -22,7 +22,9 @@ def _tables(landing):
 def test_same_seed_same_data_and_other_seed_differs(tmp_path):
     cfg = GeneratorConfig(customers=200, days=60, seed=11, start=dt.date(2025, 3, 1))
     generate(cfg, tmp_path / "a", tmp_path / "ga")
-    generate(cfg, tmp_path / "b", tmp_path / "gb")
+    seen = {}
+    # watching the hidden state must not change the world
+    generate(cfg, tmp_path / "b", tmp_path / "gb", observe_hidden_state=seen.__setitem__)
     a, b = _tables(tmp_path / "a"), _tables(tmp_path / "b")
     assert all(
         len(a[t]) == len(b[t]) and all(x.equals(y) for x, y in zip(a[t], b[t], strict=True))
@@ -32,6 +34,19 @@ def test_same_seed_same_data_and_other_seed_differs(tmp_path):
     generate(other, tmp_path / "c", tmp_path / "gc")
     c = _tables(tmp_path / "c")
     assert not all(x.equals(y) for x, y in zip(a["events"], c["events"], strict=False))
+
+    # the observer saw every day, and the state behind exactly the recorded hazard
+    assert sorted(seen) == [cfg.start + dt.timedelta(days=t) for t in range(cfg.days)]
+    truth = GroundTruth(tmp_path / "gb" / "hazard.parquet")
+    day = cfg.start + dt.timedelta(days=40)
+    state = seen[day]
+    recorded = truth.hazard[
+        [truth.customer_ids.tolist().index(c) for c in state["customer_id"]], 40
+    ]
+    np.testing.assert_allclose(state["daily_hazard"], recorded)
+    assert {"engagement", "engagement_mean", "unhappy", "payment_trouble", "frailty"} <= set(state)
+    # lower engagement, higher hazard: the state is the one the hazard is computed from
+    assert np.corrcoef(state["engagement"], np.log(state["daily_hazard"]))[0, 1] < -0.5
 
 
 def test_every_batch_meets_the_raw_contract(small_landing):
