@@ -9,14 +9,12 @@ Prints one JSON object. Uses its own CHURN_HOME under var/bench/ (or --home)."""
 import argparse
 import datetime as dt
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 
 import duckdb
+from worlds import run_dbt
 
-from churn_assets.runner import DBT_PROJECT_DIR
 from warehouse.connection import Warehouse
 from warehouse.generator import GeneratorConfig, generate
 from warehouse.ingestion import Ingestor
@@ -37,21 +35,8 @@ def _prepare(home: Path, customers: int, days: int) -> None:
 
 
 def _dbt_build_seconds(home: Path) -> float:
-    settings = load_settings({"CHURN_HOME": str(home)})
-    env = {**os.environ, **settings.dbt_env()}
-    command = [
-        "dbt",
-        "run",
-        "--quiet",
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--select",
-        FEATURE_MODELS,
-        "--vars",
-        json.dumps(settings.dbt_vars()),
-    ]
     started = time.perf_counter()
-    subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, check=True)
+    run_dbt(home, [FEATURE_MODELS])
     return time.perf_counter() - started
 
 
