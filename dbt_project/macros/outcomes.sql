@@ -6,25 +6,29 @@
     [as_of_date, as_of_date + horizon_days), so callers keep only rows whose window has
     closed (as_of_date + horizon_days <= data_end) and whose data has what the
     definition needs (label_data_present). Used by training_examples and
-    prediction_outcomes, so a model is judged live by the label it was trained on. -#}
+    prediction_outcomes, so a model is judged live by the label it was trained on.
+    The subqueries' aliases are long on purpose: once sqlglot (dagster-dbt's column
+    lineage) inlines the caller's CTEs, a short one such as `s` can capture the
+    caller's own alias and the model loses its column lineage. -#}
 {% macro derived_churned(x) -%}
 {%- set horizon = var('horizon_days') -%}
 {%- if var('churn_definition') == 'contractual' -%}
     {#- Churned: no subscription in force at the end of the window. #}
     case when exists (
-        select 1 from {{ ref('stg_subscriptions') }} s
-        where s.customer_id = {{ x }}.customer_id
-          and s.started_at < cast({{ x }}.as_of_date + {{ horizon }} as timestamp)
-          and (s.ended_at is null or s.ended_at >= cast({{ x }}.as_of_date + {{ horizon }} as timestamp))
+        select 1 from {{ ref('stg_subscriptions') }} period_at_window_end
+        where period_at_window_end.customer_id = {{ x }}.customer_id
+          and period_at_window_end.started_at < cast({{ x }}.as_of_date + {{ horizon }} as timestamp)
+          and (period_at_window_end.ended_at is null
+               or period_at_window_end.ended_at >= cast({{ x }}.as_of_date + {{ horizon }} as timestamp))
     ) then 0 else 1 end
 {%- else -%}
     {#- Churned: no activity event in the window. #}
     case when exists (
-        select 1 from {{ ref('int_customer_daily') }} d
-        where d.customer_id = {{ x }}.customer_id
-          and d.is_active
-          and d.event_date >= {{ x }}.as_of_date
-          and d.event_date < {{ x }}.as_of_date + {{ horizon }}
+        select 1 from {{ ref('int_customer_daily') }} day_in_window
+        where day_in_window.customer_id = {{ x }}.customer_id
+          and day_in_window.is_active
+          and day_in_window.event_date >= {{ x }}.as_of_date
+          and day_in_window.event_date < {{ x }}.as_of_date + {{ horizon }}
     ) then 0 else 1 end
 {%- endif -%}
 {%- endmacro %}

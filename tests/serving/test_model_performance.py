@@ -86,6 +86,10 @@ def test_served_predictions_meet_their_outcomes(drift_world, monkeypatch) -> Non
     got = outcomes.set_index("customer_id")["churned"].loc[customers].to_numpy()
     assert np.array_equal(got, y)
 
+    # its column lineage reaches the Dagster UI, back to the drained log
+    lineage = summary.materialized["prediction_outcomes"]["dagster/column_lineage"]
+    assert {(d.asset_key.to_user_string(), d.column_name) for d in lineage.deps_by_column["as_of_date"]} == {("prediction_log", "features_as_of")}  # fmt: skip
+
     meta = summary.materialized["model_performance"]
     assert meta["predictions"] == len(customers) and meta["labelled"] == len(customers)
     (day,) = meta["performance_by_day"]
