@@ -415,14 +415,6 @@ def _features(card: Mapping[str, Any]) -> list[str]:
     return ["## Features", "", *_table(["feature", "description", "documentation"], rows)]
 
 
-def _family_score(result: Any) -> tuple[Any, Any]:
-    """(validation AUC, params) from a best-per-family entry, a dict or a bare score."""
-    if isinstance(result, Mapping):
-        score = next((result[k] for k in ("validation_auc", "value", "auc") if k in result), None)
-        return score, result.get("params")
-    return result, None
-
-
 def _search(card: Mapping[str, Any]) -> list[str]:
     search = _mapping(card.get("search"))
     families = _sequence(search.get("families"))
@@ -439,11 +431,21 @@ def _search(card: Mapping[str, Any]) -> list[str]:
         lines += [f"- {family}: {_fmt(spec)}" for family, spec in space.items()]
     else:
         lines.append(f"- {_fmt(space)}")
-    best = _mapping(search.get("best_per_family"))
+    # training's leaderboard: one row per family, best first
+    best = [_mapping(row) for row in _sequence(search.get("best_per_family"))]
     lines += ["", "Best trial per family:", ""]
     lines += _table(
-        ["family", "validation AUC", "params"],
-        [(family, *_family_score(result)) for family, result in best.items()],
+        ["family", "trial", "validation AUC", "servable", "params"],
+        [
+            (
+                r.get("family"),
+                r.get("trial"),
+                r.get("validation_auc"),
+                r.get("servable"),
+                r.get("params"),
+            )
+            for r in best
+        ],
     )
     chosen = _mapping(search.get("chosen"))
     parsimony = _mapping(search.get("parsimony"))

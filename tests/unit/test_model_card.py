@@ -137,10 +137,23 @@ def _inputs(**changes: Any) -> ModelCardInputs:
             "families": ["logistic", "lightgbm"],
             "trials": 40,
             "search_space": {"lightgbm": {"num_leaves": [8, 128]}, "logistic": {"C": [0.01, 10]}},
-            "best_per_family": {
-                "logistic": {"validation_auc": 0.86, "params": {"C": 1.0}},
-                "lightgbm": 0.87,
-            },
+            # the shape TrainedCandidate.search_summary() gives
+            "best_per_family": [
+                {
+                    "family": "lightgbm",
+                    "trial": 3,
+                    "validation_auc": 0.87,
+                    "servable": True,
+                    "params": {"family": "lightgbm", "num_leaves": 31},
+                },
+                {
+                    "family": "logistic",
+                    "trial": 1,
+                    "validation_auc": 0.86,
+                    "servable": False,
+                    "params": {"family": "logistic", "C": 1.0},
+                },
+            ],
             "chosen": {"family": "logistic", "params": {"C": 1.0}, "validation_auc": 0.86},
             "parsimony": {
                 "rule": "simplest within tolerance",
@@ -190,6 +203,10 @@ def test_markdown_has_every_section_and_the_key_facts():
     for fact in ("0123abc-dirty", "cd" * 32, "ab" * 32, "2025-01-31", "contractual"):
         assert fact in markdown
     assert "logistic is within 0.01 AUC of lightgbm" in markdown
+    leaderboard = markdown[markdown.index("Best trial per family:") :].splitlines()[2:6]
+    assert [_cells(line)[:4] for line in leaderboard if line.startswith("| lightgbm")] == [
+        [" lightgbm ", " 3 ", " 0.87 ", " yes "]
+    ], leaderboard
     assert "#!/model/model.churn_lakehouse.customer_features" in markdown
     assert "| max_ece | FAIL |" in markdown
     assert "123,456.50" in markdown  # revenue at risk
