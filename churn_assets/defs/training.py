@@ -10,7 +10,7 @@ import mlflow
 
 from churn_assets.ml.feature_matrix import load_training_frame
 from churn_assets.ml.lineage import code_version, dbt_manifest_hash
-from churn_assets.ml.search import SearchBudget
+from churn_assets.ml.search import SearchBudget, study_name_for
 from churn_assets.ml.training import TrainedCandidate, TrainingSet, prepare_training_set
 from churn_assets.ml.training import train_candidate as run_training
 from churn_assets.resources import MlflowResource, WarehouseResource
@@ -54,8 +54,7 @@ def churn_model_candidate(
         seed=model_settings.seed,
         families=model_settings.families,
     )
-    # One study per training set and seed: re-running after a crash resumes it.
-    study_name = f"churn-search-{ts.fingerprint[:12]}-seed{budget.seed}"
+    study_name = study_name_for(ts.fingerprint, budget)
     storage = f"sqlite:///{settings.home.resolve() / 'optuna.db'}"
     lineage = {
         "training_fingerprint": ts.fingerprint,

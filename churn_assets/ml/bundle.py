@@ -5,9 +5,10 @@ bundle is readable across library versions and safe to load."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -32,11 +33,13 @@ def train_booster(
     num_rounds: int,
     seed: int = 0,
     categorical: list[int] | None = None,
+    callbacks: list[Callable[[Any], None]] | None = None,
 ) -> lgb.Booster:
-    """Train a binary LightGBM booster reproducibly (same data, params, seed -> same model)."""
+    """Train a binary LightGBM booster reproducibly (same data, params, seed -> same model).
+    Callbacks run after every boosting round (the search prunes from one)."""
     full = {"objective": "binary", "seed": seed, "num_threads": 2, **DETERMINISTIC, **params}
     data = lgb.Dataset(x, label=y, categorical_feature=categorical or "auto", free_raw_data=False)
-    return lgb.train(full, data, num_boost_round=num_rounds)
+    return lgb.train(full, data, num_boost_round=num_rounds, callbacks=callbacks)
 
 
 @dataclass

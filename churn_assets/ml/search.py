@@ -7,6 +7,7 @@ storage, so an interrupted search resumes where it stopped."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from churn_assets.ml.bundle import train_booster
 
 FAMILIES = ("lightgbm", "logistic_regression", "extra_trees", "hist_gradient_boosting", "mlp")
-LIGHTGBM_STEPS = 4  # pruning checkpoints while boosting
+LIGHTGBM_STEPS = 4  # pruning checkpoints while boosting (validation AUC at each)
 LIGHTGBM_START = {
     "family": "lightgbm",
     "learning_rate": 0.05,
@@ -125,15 +126,27 @@ def _lightgbm_auc(trial: optuna.Trial, data: SearchData, seed: int) -> float:
         "lambda_l2": trial.suggest_float("lambda_l2", 1e-6, 10.0, log=True),
     }
     rounds = trial.suggest_int("num_rounds", 50, 600, log=True)
-    booster = train_booster(data.x_train, data.y_train, params, rounds, seed, data.categorical)
-    auc = 0.0
-    for step in range(1, LIGHTGBM_STEPS + 1):
-        used = max(1, rounds * step // LIGHTGBM_STEPS)
-        auc = float(roc_auc_score(data.y_valid, booster.predict(data.x_valid, num_iteration=used)))
-        trial.report(auc, step)
+    checkpoints = {
+        max(1, rounds * step // LIGHTGBM_STEPS): step for step in range(1, LIGHTGBM_STEPS + 1)
+    }
+    scores: list[float] = []
+
+    def report(env: Any) -> None:
+        # Score the validation fold while boosting, so a pruned trial stops training
+        # at the checkpoint instead of paying for every round first.
+        done = env.iteration + 1
+        if done not in checkpoints:
+            return
+        scores.append(float(roc_auc_score(data.y_valid, env.model.predict(data.x_valid))))
+        trial.report(scores[-1], checkpoints[done])
         if trial.should_prune():
+            trial.set_user_attr("rounds_trained", done)
             raise optuna.TrialPruned()
-    return auc
+
+    train_booster(
+        data.x_train, data.y_train, params, rounds, seed, data.categorical, callbacks=[report]
+    )
+    return scores[-1]
 
 
 def objective(data: SearchData, budget: SearchBudget) -> Callable[[optuna.Trial], float]:
@@ -174,6 +187,14 @@ def fit_params(params: dict[str, Any], data: SearchData, seed: int) -> Predictor
 def lightgbm_params(params: dict[str, Any]) -> dict[str, Any]:
     """The booster parameters of a LightGBM trial (without family and round count)."""
     return {k: v for k, v in params.items() if k not in ("family", "num_rounds")}
+
+
+def study_name_for(fingerprint: str, budget: SearchBudget) -> str:
+    """One study per training set, seed and family list: re-running after a crash
+    resumes it, while another family list gets a study of its own (Optuna refuses a
+    family choice whose options changed)."""
+    families = hashlib.sha256(",".join(sorted(budget.families)).encode()).hexdigest()[:6]
+    return f"churn-search-{fingerprint[:12]}-seed{budget.seed}-f{families}"
 
 
 def run_search(

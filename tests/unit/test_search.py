@@ -1,8 +1,18 @@
 import numpy as np
 import optuna
 import pytest
+from sklearn.metrics import roc_auc_score
 
-from churn_assets.ml.search import FAMILIES, SearchBudget, SearchData, run_search
+from churn_assets.ml.search import (
+    FAMILIES,
+    LIGHTGBM_STEPS,
+    SearchBudget,
+    SearchData,
+    fit_params,
+    objective,
+    run_search,
+    study_name_for,
+)
 
 
 def _data(n=1500, seed=0):
@@ -50,3 +60,43 @@ def test_single_class_validation_is_refused():
     bad = SearchData(data.x_train, data.y_train, data.x_valid, np.zeros_like(data.y_valid))
     with pytest.raises(ValueError, match="churners and non-churners"):
         run_search(bad, SearchBudget(trials=1))
+
+
+class _PruneAtFirstReport(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+def test_a_pruned_lightgbm_trial_stops_boosting_at_its_checkpoint():
+    data = _data()
+    budget = SearchBudget(trials=1, families=("lightgbm",))
+    study = optuna.create_study(direction="maximize", pruner=_PruneAtFirstReport())
+    study.optimize(objective(data, budget), n_trials=1)
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    rounds = trial.params["num_rounds"]
+    assert trial.user_attrs["rounds_trained"] == rounds // LIGHTGBM_STEPS < rounds
+    assert list(trial.intermediate_values) == [1]
+
+
+def test_a_completed_lightgbm_trial_scores_its_fully_trained_booster():
+    data = _data()
+    study = run_search(data, SearchBudget(trials=1, families=("lightgbm",)))
+    (trial,) = study.trials
+    assert list(trial.intermediate_values) == list(range(1, LIGHTGBM_STEPS + 1))
+    refit = fit_params(trial.params, data, seed=0)
+    assert trial.value == pytest.approx(roc_auc_score(data.y_valid, refit(data.x_valid)))
+
+
+def test_another_family_list_gets_its_own_study(tmp_path):
+    data = _data()
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    both = SearchBudget(trials=2, families=("lightgbm", "logistic_regression"))
+    reordered = SearchBudget(trials=2, families=("logistic_regression", "lightgbm"))
+    assert study_name_for("ab" * 32, both) == study_name_for("ab" * 32, reordered)
+    run_search(data, both, study_name_for("ab" * 32, both), storage)
+    only = SearchBudget(trials=2, families=("lightgbm",))
+    assert study_name_for("ab" * 32, only) != study_name_for("ab" * 32, both)
+    # under the same name Optuna would refuse the changed family choice
+    study = run_search(data, only, study_name_for("ab" * 32, only), storage)
+    assert {t.params["family"] for t in study.trials} == {"lightgbm"}
