@@ -23,6 +23,12 @@ TENURE_BANDS = (-np.inf, 90, 365, 730, np.inf)
 TENURE_LABELS = ("under 3 months", "3-12 months", "1-2 years", "2 years or more")
 
 
+def absent_segments(frame: pd.DataFrame) -> list[str]:
+    """The fairness segments the frame has no column for (the gate names them)."""
+    wanted = {**SEGMENT_COLUMNS, "tenure_band": "tenure_days"}
+    return [name for name, column in wanted.items() if column not in frame.columns]
+
+
 def segments(frame: pd.DataFrame) -> pd.DataFrame:
     """The fairness segments present in the frame, plus a tenure band from tenure_days."""
     out = pd.DataFrame(index=frame.index)
@@ -87,6 +93,7 @@ def evaluate_holdout(
             "campaign": best_campaign(y, p, revenue, economics).as_dict(),
         },
         "fairness": fairness_report(y, p, segments(frame), threshold),
+        "fairness_absent": absent_segments(frame),
         "oracle": _oracle_gap(y, p, oracle),
     }
 

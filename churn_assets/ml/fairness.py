@@ -36,13 +36,15 @@ def group_metrics(
     return pd.DataFrame(rows)
 
 
-def largest_gaps(table: pd.DataFrame) -> dict[str, float]:
-    """Max minus min of each metric over groups with at least MIN_GROUP_ROWS rows."""
+def largest_gaps(table: pd.DataFrame) -> dict[str, float | None]:
+    """Max minus min of each metric over groups with at least MIN_GROUP_ROWS rows; None
+    when fewer than two such groups have the metric (nothing to compare, which is not
+    the same as no gap)."""
     big = table[table["rows"] >= MIN_GROUP_ROWS]
     return {
         metric: float(big[metric].max() - big[metric].min())
         if big[metric].notna().sum() >= 2
-        else 0.0
+        else None
         for metric in ("auc", "selection_rate", "true_positive_rate")
     }
 

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from churn_assets.ml.config import GateLimits
+from churn_assets.ml.fairness import MIN_GROUP_ROWS
 
 ORACLE_MARGIN = 0.02  # beating the ground truth by more than noise means reading the future
 
@@ -104,7 +105,9 @@ def run_gates(
             limits.brier_ceiling,
             f"holdout Brier {brier:.4f} against ceiling {limits.brier_ceiling}",
         ),
-        _fairness_gate(evaluation.get("fairness", {}), limits),
+        _fairness_gate(
+            evaluation.get("fairness", {}), evaluation.get("fairness_absent", []), limits
+        ),
         _leakage_gate(auc, evaluation.get("oracle"), leaks, limits),
     ]
 
@@ -128,18 +131,30 @@ def _champion_gate(champion: dict[str, Any] | None, limits: GateLimits) -> GateR
     )
 
 
-def _fairness_gate(fairness: dict[str, Any], limits: GateLimits) -> GateResult:
+def _fairness_gate(fairness: dict[str, Any], absent: list[str], limits: GateLimits) -> GateResult:
+    """The largest per-segment AUC gap against the limit. Segments it cannot judge (no
+    column in the data, or fewer than two groups big enough to compare) are named, so
+    a renamed column cannot switch the gate off unnoticed."""
     gaps = {segment: part["gaps"]["auc"] for segment, part in fairness.items()}
-    if not gaps:
-        return GateResult("fairness_gap", True, None, limits.fairness_gap, "no segments to compare")
-    worst = max(gaps, key=lambda s: gaps[s])
+    measured = {s: g for s, g in gaps.items() if g is not None}
+    unjudged = [
+        f"{s} (fewer than two groups of {MIN_GROUP_ROWS}+ rows with both classes)"
+        for s in sorted(set(gaps) - set(measured))
+    ] + [f"{s} (no column in the data)" for s in absent]
+    note = f"; not measured: {', '.join(unjudged)}" if unjudged else ""
+    if not measured:
+        return GateResult(
+            "fairness_gap", True, None, limits.fairness_gap, f"no segment to compare{note}"
+        )
+    worst = max(measured, key=lambda s: measured[s])
     return GateResult(
         "fairness_gap",
-        gaps[worst] <= limits.fairness_gap,
-        gaps[worst],
+        measured[worst] <= limits.fairness_gap,
+        measured[worst],
         limits.fairness_gap,
-        f"largest AUC gap between groups: {gaps[worst]:.4f} across {worst}; "
-        + ", ".join(f"{s} {g:.4f}" for s, g in sorted(gaps.items())),
+        f"largest AUC gap between groups: {measured[worst]:.4f} across {worst}; "
+        + ", ".join(f"{s} {g:.4f}" for s, g in sorted(measured.items()))
+        + note,
     )
 
 

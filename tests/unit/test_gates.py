@@ -1,6 +1,8 @@
 import numpy as np
+import pandas as pd
 
 from churn_assets.ml.config import GateLimits
+from churn_assets.ml.evaluation import absent_segments, segments
 from churn_assets.ml.gates import leaking_features, paired_auc_test, run_gates
 
 
@@ -78,3 +80,24 @@ def test_leakage_alarm_on_high_auc_oracle_beating_or_a_leaking_feature():
     assert list(leaks) == ["churned_copy"]
     flagged = _by_name(run_gates(_evaluation(), limits, None, leaks))["leakage_alarm"]
     assert not flagged.passed and "churned_copy" in flagged.detail
+
+
+def test_fairness_gate_names_the_segments_it_could_not_judge():
+    evaluation = _evaluation(gaps=(0.02, None))
+    evaluation["fairness_absent"] = ["region"]
+    gate = _by_name(run_gates(evaluation, GateLimits(), None, {}))["fairness_gap"]
+    assert gate.passed and gate.value == 0.02
+    assert "segment1 (fewer than two groups" in gate.detail
+    assert "region (no column in the data)" in gate.detail
+
+    nothing = _evaluation(gaps=())
+    nothing["fairness_absent"] = ["plan", "region", "company_size", "tenure_band"]
+    gate = _by_name(run_gates(nothing, GateLimits(), None, {}))["fairness_gap"]
+    assert gate.passed and gate.value is None
+    assert gate.detail.startswith("no segment to compare; not measured: plan (no column")
+
+
+def test_evaluation_records_the_segments_the_data_lacks():
+    frame = pd.DataFrame({"current_plan": ["a", "b"], "tenure_days": [10, 400]})
+    assert absent_segments(frame) == ["region", "company_size"]
+    assert list(segments(frame)) == ["plan", "tenure_band"]
