@@ -135,8 +135,9 @@ def churn_model_evaluation(
             "oracle_auc_gap": dg.MetadataValue.float(evaluation["oracle"]["auc_gap"])
             if evaluation["oracle"]
             else None,
+            # at the threshold chosen on validation, not the hindsight best
             "saved_revenue": dg.MetadataValue.float(
-                evaluation["business"]["campaign"]["saved_revenue"]
+                evaluation["business"]["operating_campaign"]["saved_revenue"]
             ),
             "report": dg.MetadataValue.path(str(html_path)),
             "model_card": dg.MetadataValue.path(str(card_paths[0])),

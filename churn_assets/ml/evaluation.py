@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn_assets.ml.business import CampaignEconomics, best_campaign, revenue_at_risk
+from churn_assets.ml.business import CampaignEconomics, best_campaign, campaign_at, revenue_at_risk
 from churn_assets.ml.fairness import fairness_report
 from churn_assets.ml.metrics import METRICS, evaluate
 from warehouse.ground_truth import GroundTruth
@@ -90,6 +90,9 @@ def evaluate_holdout(
         "business": {
             "revenue_at_risk": revenue_at_risk(p, revenue, economics),
             "economics": economics.__dict__,
+            # at the threshold chosen on validation (what the model earns) and the
+            # best threshold in hindsight on these very labels (an upper bound)
+            "operating_campaign": campaign_at(y, p, revenue, economics, threshold).as_dict(),
             "campaign": best_campaign(y, p, revenue, economics).as_dict(),
         },
         "fairness": fairness_report(y, p, segments(frame), threshold),

@@ -516,16 +516,20 @@ def _metrics(evaluation: Mapping[str, Any]) -> list[str]:
 
 def _business(evaluation: Mapping[str, Any]) -> list[str]:
     business = _mapping(evaluation.get("business"))
-    campaign = _mapping(business.get("campaign"))
     economics = _mapping(business.get("economics"))
-    rows = [
-        ("revenue at risk", _money(business.get("revenue_at_risk"))),
-        ("campaign threshold", campaign.get("threshold")),
-        ("customers contacted", campaign.get("contacted")),
-        ("saved revenue", _money(campaign.get("saved_revenue"))),
-        ("campaign cost", _money(campaign.get("campaign_cost"))),
-        ("net value", _money(campaign.get("net_value"))),
-    ]
+    rows: list[tuple[str, Any]] = [("revenue at risk", _money(business.get("revenue_at_risk")))]
+    for label, key in (
+        ("at the operating threshold", "operating_campaign"),
+        ("best in hindsight (upper bound)", "campaign"),
+    ):
+        campaign = _mapping(business.get(key))
+        rows += [
+            (f"campaign threshold, {label}", campaign.get("threshold")),
+            (f"customers contacted, {label}", campaign.get("contacted")),
+            (f"saved revenue, {label}", _money(campaign.get("saved_revenue"))),
+            (f"campaign cost, {label}", _money(campaign.get("campaign_cost"))),
+            (f"net value, {label}", _money(campaign.get("net_value"))),
+        ]
     rows += [(f"assumed {key}", value) for key, value in economics.items()]
     return ["## Business value", "", *_table(["", "value"], rows)]
 

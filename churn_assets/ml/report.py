@@ -395,15 +395,27 @@ def _headline(evaluation: Mapping[str, Any]) -> str:
     )
 
 
-def _business_lines(business: Mapping[str, Any]) -> list[str]:
-    economics = business.get("economics") or {}
-    campaign = business.get("campaign") or {}
-    return [
-        f"Revenue at risk: {_money(business.get('revenue_at_risk'))}",
-        f"Best campaign: contact scores at or above {_fmt(campaign.get('threshold'))} "
+def _campaign_line(title: str, campaign: Mapping[str, Any]) -> str:
+    return (
+        f"{title}: contact scores at or above {_fmt(campaign.get('threshold'))} "
         f"({_fmt(campaign.get('contacted'))} customers), saved revenue "
         f"{_money(campaign.get('saved_revenue'))}, cost {_money(campaign.get('campaign_cost'))}, "
-        f"net value {_money(campaign.get('net_value'))}",
+        f"net value {_money(campaign.get('net_value'))}"
+    )
+
+
+def _business_lines(business: Mapping[str, Any]) -> list[str]:
+    economics = business.get("economics") or {}
+    return [
+        f"Revenue at risk: {_money(business.get('revenue_at_risk'))}",
+        _campaign_line(
+            "Campaign at the operating threshold (chosen on validation)",
+            business.get("operating_campaign") or {},
+        ),
+        _campaign_line(
+            "Best campaign in hindsight (threshold fitted to these labels, an upper bound)",
+            business.get("campaign") or {},
+        ),
         f"Assumptions: offer cost {_fmt(economics.get('offer_cost'), 2)}, success rate "
         f"{_fmt(economics.get('success_rate'), 2)}, value months "
         f"{_fmt(economics.get('value_months'), 1)}",

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from churn_assets.ml.business import CampaignEconomics, best_campaign, revenue_at_risk
+from churn_assets.ml.business import (
+    CampaignEconomics,
+    best_campaign,
+    campaign_at,
+    revenue_at_risk,
+)
 
 ECON = CampaignEconomics(offer_cost=10.0, success_rate=0.5, value_months=10.0)
 
@@ -39,3 +44,15 @@ def test_ties_are_contacted_together():
 def test_implausible_economics_are_refused():
     with pytest.raises(ValueError):
         CampaignEconomics(success_rate=0.0)
+
+
+def test_campaign_at_a_threshold_chosen_elsewhere_counts_what_it_contacts():
+    y = np.array([1, 0, 1, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
+    revenue = np.full(5, 100.0)
+    plan = campaign_at(y, p, revenue, ECON, threshold=0.75)  # contacts 0.9 and 0.8
+    assert plan.contacted == 2 and plan.threshold == 0.75
+    assert plan.saved_revenue == pytest.approx(500.0)  # one churner: 0.5 * 10 * 100
+    assert plan.campaign_cost == pytest.approx(20.0) and plan.net_value == pytest.approx(480.0)
+    # the hindsight best on the same labels is an upper bound
+    assert plan.net_value <= best_campaign(y, p, revenue, ECON).net_value

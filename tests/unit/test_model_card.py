@@ -68,6 +68,13 @@ def _evaluation(churners: int = 380) -> dict[str, Any]:
                 "campaign_cost": 16000.0,
                 "net_value": 34000.0,
             },
+            "operating_campaign": {
+                "threshold": 0.25,
+                "contacted": 640,
+                "saved_revenue": 40000.0,
+                "campaign_cost": 12800.0,
+                "net_value": 27200.0,
+            },
         },
         "fairness": {
             "plan": {
@@ -210,6 +217,8 @@ def test_markdown_has_every_section_and_the_key_facts():
     assert "#!/model/model.churn_lakehouse.customer_features" in markdown
     assert "| max_ece | FAIL |" in markdown
     assert "123,456.50" in markdown  # revenue at risk
+    assert "| net value, at the operating threshold | 27,200.00 |" in markdown
+    assert "| net value, best in hindsight (upper bound) | 34,000.00 |" in markdown
     assert "### By plan" in markdown
 
 

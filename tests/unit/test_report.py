@@ -73,6 +73,13 @@ def _evaluation(group_name: str = "<script>alert(1)</script>") -> dict:
                 "campaign_cost": 16240.0,
                 "net_value": 38081.0,
             },
+            "operating_campaign": {
+                "threshold": 0.25,
+                "contacted": 700,
+                "saved_revenue": 41000.0,
+                "campaign_cost": 14000.0,
+                "net_value": 27000.0,
+            },
         },
         "fairness": {
             "plan_tier": {
@@ -198,6 +205,8 @@ def test_markdown_business_oracle_gates_and_fairness(plots):
     md = render_markdown(_evaluation(), plots)
     assert "Revenue at risk: 123,456" in md
     assert "net value 38,081" in md and "812 customers" in md
+    assert "operating threshold (chosen on validation): contact scores at or above 0.2500" in md
+    assert "net value 27,000" in md
     assert "| roc_auc | 0.5000 | 0.9000 | 0.3876 |" in md
     assert "| min_roc_auc | ✅ pass | 0.8100 | 0.7000 |" in md
     assert "| max_ece | ❌ fail | 0.0900 | 0.0500 | ece &lt;too&gt; high |" in md
