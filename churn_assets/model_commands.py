@@ -133,6 +133,12 @@ def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
         "operating threshold": threshold == recorded["threshold"],
         "metrics": json.dumps(before, sort_keys=True) == json.dumps(after, sort_keys=True),
     }
+    # the figures the evaluation asset recorded on the version when it was judged
+    evaluated = {k: v for k, v in registry.summary(version)["metrics"].items() if k in after}
+    if evaluated:
+        checks["recorded evaluation"] = all(
+            round(after[k]["value"], 6) == value for k, value in evaluated.items()
+        )
     metrics = {k: {"recorded": before[k]["value"], "reproduced": after[k]["value"]} for k in before}
     report = {"version": version, "checks": checks, "metrics": metrics}
     if args.json:
@@ -144,7 +150,7 @@ def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"  {name:<24} recorded {pair['recorded']:.6f}  reproduced {pair['reproduced']:.6f}"
             )
-    exact = checks["model trees"] and checks["metrics"]
+    exact = all(checks[k] for k in checks if k not in ("dbt manifest hash", "code version"))
     print(
         f"v{version} reproduced {'exactly' if exact else 'with differences'}"
         + ("" if checks["code version"] else " (code changed since training)")

@@ -80,7 +80,16 @@ def test_train_gate_promote_reproduce_refuse_and_roll_back(
     assert (tmp_path / "optuna.db").exists()
 
     assert cli.main(["reproduce", "1"]) == 0
-    assert "v1 reproduced exactly" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "v1 reproduced exactly" in out and "match    recorded evaluation" in out
+    # a recorded evaluation the retrained model does not match is reported
+    recorded = client.get_model_version("churn-model", "1").tags["metrics"]
+    altered = {**json.loads(recorded), "roc_auc": 0.5}
+    client.set_model_version_tag("churn-model", "1", "metrics", json.dumps(altered))
+    assert cli.main(["reproduce", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "DIFFERS  recorded evaluation" in out and "with differences" in out
+    client.set_model_version_tag("churn-model", "1", "metrics", recorded)
 
     # A leaking attribute (whether the customer ever churned) must be refused.
     wh = Warehouse(load_settings())
