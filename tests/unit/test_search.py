@@ -13,6 +13,7 @@ from churn_assets.ml.search import (
     run_search,
     study_name_for,
 )
+from churn_assets.ml.training import _best_per_family, _stack
 
 
 def _data(n=1500, seed=0):
@@ -100,3 +101,19 @@ def test_another_family_list_gets_its_own_study(tmp_path):
     # under the same name Optuna would refuse the changed family choice
     study = run_search(data, only, study_name_for("ab" * 32, only), storage)
     assert {t.params["family"] for t in study.trials} == {"lightgbm"}
+
+
+def test_stack_of_the_best_families_is_scored_out_of_fold():
+    data = _data()
+    budget = SearchBudget(trials=6, seed=2, families=("lightgbm", "logistic_regression"))
+    study = run_search(data, budget)
+    leaderboard = _best_per_family(study)
+    assert len(leaderboard) == 2
+    stack = _stack(study, leaderboard, data, seed=2, size=3, progress=lambda _: None)
+    assert stack["members"] == [row["family"] for row in leaderboard]  # best first
+    assert stack["servable"] is False
+    best_member = max(row["validation_auc"] for row in leaderboard)
+    # out of fold on the validation rows: a fair competitor, near its members
+    assert abs(stack["validation_auc"] - best_member) < 0.05
+    # a single family has nothing to stack
+    assert _stack(study, leaderboard[:1], data, seed=2, size=3, progress=lambda _: None) == {}
