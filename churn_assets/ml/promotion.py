@@ -65,16 +65,29 @@ def promote(
     make_champion: bool = True,
     force: bool = False,
 ) -> dict[str, str | None]:
-    """Make a version the challenger and (by default) the champion. A version its gates
-    refused is only promoted with force=True, and the override is on record."""
+    """Make a version the challenger and (by default) the champion. Only a version that
+    passed its quality gates is promoted without force=True: one they refused, or one
+    never evaluated, needs it, and the override is on record. The ledger's evidence
+    carries the gate status and the metrics recorded on the version."""
     found = registry.version(version)
-    refused = found.tags.get(GATE_STATUS_TAG) == "refused"
-    if refused and not force:
-        raise PromotionError(
-            f"{registry.model_name} v{version} was refused by its quality gates "
-            f"({found.tags.get(REFUSAL_TAG, 'no reasons recorded')}); use --force to override"
+    status = found.tags.get(GATE_STATUS_TAG)
+    if status == "refused":
+        problem = (
+            f"was refused by its quality gates "
+            f"({found.tags.get(REFUSAL_TAG, 'no reasons recorded')})"
         )
-    reasons = ["override of refused quality gates"] if refused else []
+    elif status != "passed":
+        problem = "has not been through its quality gates (churn_model_evaluation)"
+    else:
+        problem = ""
+    if problem and not force:
+        raise PromotionError(f"{registry.model_name} v{version} {problem}; use --force to override")
+    reasons = [f"override: v{version} {problem}"] if problem else []
+    evidence = {
+        **evidence,
+        "gate_status": status or "not evaluated",
+        "metrics": registry.summary(version)["metrics"],
+    }
     before_challenger = registry.alias(CHALLENGER)
     registry.set_alias(CHALLENGER, version)
     ledger.append(

@@ -55,7 +55,8 @@ class AdminController(Controller):
     @post("/promote", status_code=200)
     async def promote(self, request: Request, data: PromoteRequest) -> AdminResult:
         """Make a registered version challenger and champion; a version its quality
-        gates refused needs `force: true`, and the override is on record."""
+        gates refused, or one never evaluated, needs `force: true`, and the override is
+        on record."""
         holder: ModelHolder = request.app.state.holder
         ledger = self._ledger(request)
         evidence = {"via": "POST /v1/admin/promote", "reason": data.reason, "force": data.force}

@@ -60,7 +60,9 @@ def test_registered_version_carries_tags_pyfunc_and_bundle(registry, tmp_path):
 
 def test_promote_refuse_and_rollback_update_aliases_and_ledger(registry, settings):
     ledger = PromotionLedger(Warehouse(settings))
-    v1, v2, v3 = (_register(registry, s) for s in (1, 2, 3))
+    v1, v2, v3, v4 = (_register(registry, s) for s in (1, 2, 3, 4))
+    for version in (v1, v2):  # as churn_model_evaluation tags a version that passed
+        registry.tag(version, {GATE_STATUS_TAG: "passed", "metrics": '{"roc_auc": 0.8}'})
 
     promote(registry, ledger, v1, "test", {"note": "first"})
     assert registry.alias(CHAMPION) == v1 and registry.alias(CHALLENGER) == v1
@@ -78,6 +80,8 @@ def test_promote_refuse_and_rollback_update_aliases_and_ledger(registry, setting
     with pytest.raises(PromotionError, match="first champion"):
         rollback(registry, ledger, "test")
 
+    with pytest.raises(PromotionError, match="has not been through its quality gates"):
+        promote(registry, ledger, v4, "test", {})
     promote(registry, ledger, v3, "test", {}, force=True)
     assert registry.alias(CHAMPION) == v3
 
@@ -91,6 +95,8 @@ def test_promote_refuse_and_rollback_update_aliases_and_ledger(registry, setting
     assert (rolled["version_before"], rolled["version_after"]) == (v2, v1)
     assert "bad canary" in rolled["reasons"]
     assert "override" in history.iloc[-1]["reasons"]
+    assert '"gate_status": "refused"' in history.iloc[-1]["evidence"]
+    assert '"roc_auc": 0.8' in history.iloc[1]["evidence"]  # v1's recorded metrics
     assert champion_history(history) == [v1, v3]
     status = model_status(registry)
     assert status["champion"]["version"] == v3 and status["challenger"]["version"] == v3
@@ -103,7 +109,7 @@ def test_ledger_is_append_only_on_postgres(registry, pg_url, monkeypatch):
 
     monkeypatch.setenv("CHURN_WAREHOUSE_URL", pg_url)
     ledger = PromotionLedger(Warehouse(load_settings()))
-    promote(registry, ledger, _register(registry, 1), "test", {})
+    promote(registry, ledger, _register(registry, 1), "test", {}, force=True)
     with psycopg.connect(pg_url) as conn, pytest.raises(psycopg.errors.RaiseException):
         conn.execute("DELETE FROM ops.promotion_ledger")
     assert len(ledger.history()) == 2

@@ -44,6 +44,8 @@ async def test_promote_and_rollback_through_the_api(
     v2 = register_model(own_registry, Warehouse(load_settings()), seed=2, rounds=12)
     v3 = register_model(own_registry, Warehouse(load_settings()), seed=3, rounds=8)
     own_registry.tag(v3, {GATE_STATUS_TAG: "refused", REFUSAL_TAG: "AUC below the floor"})
+    for version in ("1", v2):  # as churn_model_evaluation tags a version that passed
+        own_registry.tag(version, {GATE_STATUS_TAG: "passed"})
     events = redis.Redis.from_url(TEST_REDIS_URL).pubsub(ignore_subscribe_messages=True)
     events.subscribe(EVENTS_CHANNEL)
     admin = bearer("admin", subject="ops-lead")
