@@ -243,6 +243,18 @@ def _threshold_limits(evaluation: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _search_limits(search: Mapping[str, Any]) -> list[str]:
+    if search.get("stopped_by") != "time budget":
+        return []
+    budget = _mapping(search.get("budget"))
+    return [
+        f"The search stopped at its time budget ({_fmt(budget.get('timeout_seconds'))} s) "
+        f"after {_fmt(search.get('trials'))} of {_fmt(budget.get('trials'))} trials, so "
+        "searching again may choose another model; `churn reproduce` retrains this one "
+        "from its recorded choice."
+    ]
+
+
 def known_limits(inputs: ModelCardInputs) -> list[str]:
     """Where this particular model should not be trusted, derived from its own numbers."""
     evaluation = _mapping(inputs.evaluation)
@@ -257,6 +269,7 @@ def known_limits(inputs: ModelCardInputs) -> list[str]:
         *_threshold_limits(evaluation),
         *_documentation_limits(inputs.features, inputs.feature_docs),
         *_gate_limits(_sequence(evaluation.get("gates"))),
+        *_search_limits(_mapping(inputs.search)),
     ]
 
 

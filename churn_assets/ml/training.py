@@ -105,6 +105,7 @@ class TrainedCandidate:
     parsimony: dict[str, Any]
     calibration: dict[str, Any]
     threshold: float
+    budget: SearchBudget
     stack: dict[str, Any] = field(default_factory=dict)
 
     def search_summary(self) -> dict[str, Any]:
@@ -114,6 +115,14 @@ class TrainedCandidate:
             "trials": len(self.study.trials),
             "completed": len(completed),
             "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in self.study.trials),
+            # a search the clock stopped is not repeatable by running it again
+            "budget": {
+                "trials": self.budget.trials,
+                "timeout_seconds": self.budget.timeout_seconds,
+            },
+            "stopped_by": "trial budget"
+            if len(self.study.trials) >= self.budget.trials
+            else "time budget",
             "families": sorted({t.params["family"] for t in self.study.trials if t.params}),
             "search_space": _search_space(self.study),
             "best_per_family": self.leaderboard,
@@ -174,6 +183,7 @@ def train_candidate(
         parsimony=parsimony,
         calibration=calib_info,
         threshold=threshold,
+        budget=budget,
         stack=stack,
     )
 

@@ -306,3 +306,12 @@ def test_card_carries_the_limits_and_lineage():
         "description": "Days since signup | at as_of.",
         "dbt_docs_url": _inputs().dbt_docs_url,
     }
+
+
+def test_a_search_the_clock_stopped_is_a_known_limit():
+    search = {"trials": 21, "budget": {"trials": 30, "timeout_seconds": 300.0}}
+    stopped = _inputs(search={**search, "stopped_by": "time budget"})
+    (limit,) = [x for x in known_limits(stopped) if "time budget" in x]
+    assert "after 21 of 30 trials" in limit and "churn reproduce" in limit
+    finished = _inputs(search={**search, "trials": 30, "stopped_by": "trial budget"})
+    assert not [x for x in known_limits(finished) if "time budget" in x]
