@@ -106,10 +106,12 @@ def churn_model_evaluation(
 
     contributions = np.asarray(bundle.booster.predict(x, pred_contrib=True, num_threads=1))
     plots = render_plots(y, p, contributions[:, :-1], x, list(bundle.spec.names))
-    card = build_model_card(_card_inputs(churn_model_candidate, evaluation, bundle, settings))
+    reports = model_settings.reports_dir
+    card = build_model_card(
+        _card_inputs(churn_model_candidate, evaluation, bundle, settings, reports)
+    )
     card_md = render_model_card_markdown(card)
     name = f"{registry.model_name}-v{version}"
-    reports = model_settings.reports_dir
     card_paths = write_model_card(card, reports, stem=f"{name}_model_card")
     html_path = write_report(
         reports,
@@ -180,8 +182,13 @@ def _champion_comparison(
 
 
 def _card_inputs(
-    candidate: dict[str, Any], evaluation: dict[str, Any], bundle: ModelBundle, settings: Any
+    candidate: dict[str, Any],
+    evaluation: dict[str, Any],
+    bundle: ModelBundle,
+    settings: Any,
+    reports: Path,
 ) -> ModelCardInputs:
+    """The card is written to `reports`; its dbt docs links are relative to it."""
     return ModelCardInputs(
         model_name=evaluation["model_name"],
         version=evaluation["version"],
@@ -190,7 +197,7 @@ def _card_inputs(
         churn_definition=settings.churn.as_dict(),
         features=list(bundle.spec.names),
         feature_docs=dbt_feature_docs(MANIFEST),
-        dbt_docs_url=dbt_docs_link("customer_features"),
+        dbt_docs_url=dbt_docs_link("customer_features", from_dir=reports),
         dbt_manifest_hash=candidate["lineage"]["dbt_manifest_hash"],
         code_version=candidate["lineage"]["code_version"],
         search=candidate["search"],

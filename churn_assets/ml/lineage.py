@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -86,11 +87,13 @@ def dbt_feature_docs(
     return docs
 
 
-def dbt_docs_link(model: str, column: str | None = None, project: str = DBT_PROJECT_NAME) -> str:
-    """Relative link to a model's page in the generated dbt docs site. The docs app has no
-    per-column anchor, so `column` is accepted for call-site clarity but links the model."""
-    del column  # not addressable; the model page lists every column with its description
-    return f"{DBT_DOCS_INDEX}#!/model/model.{project}.{model}"
+def dbt_docs_link(model: str, from_dir: Path, project: str = DBT_PROJECT_NAME) -> str:
+    """Link to a model's page in the generated dbt docs site, relative to from_dir (the
+    directory of the document that links to it, such as the reports directory). The
+    docs app has no per-column anchor: the model page lists every column."""
+    index = Path(__file__).resolve().parents[2] / DBT_DOCS_INDEX
+    target = Path(os.path.relpath(index, Path(from_dir).resolve())).as_posix()
+    return f"{target}#!/model/model.{project}.{model}"
 
 
 def _git(repo_dir: Path, *args: str) -> str:

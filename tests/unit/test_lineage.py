@@ -132,10 +132,14 @@ def test_feature_docs_from_the_real_manifest_document_the_features():
 def test_docs_link_points_at_the_model_page_of_this_project():
     project = yaml.safe_load((ROOT / "dbt_project" / "dbt_project.yml").read_text())
     assert project["name"] == DBT_PROJECT_NAME
-    expected = f"dbt_project/target/index.html#!/model/model.{DBT_PROJECT_NAME}.customer_features"
-    assert dbt_docs_link("customer_features") == expected
-    assert dbt_docs_link("customer_features", column="tenure_days") == expected
-    assert dbt_docs_link("m", project="p").endswith("#!/model/model.p.m")
+    page = f"#!/model/model.{DBT_PROJECT_NAME}.customer_features"
+    assert dbt_docs_link("customer_features", ROOT) == f"dbt_project/target/index.html{page}"
+    # from the reports directory, where the model card lives, the link still resolves
+    reports = ROOT / "var" / "reports"
+    link = dbt_docs_link("customer_features", reports)
+    assert link == f"../../dbt_project/target/index.html{page}"
+    assert (reports / link.split("#")[0]).resolve() == ROOT / "dbt_project/target/index.html"
+    assert dbt_docs_link("m", ROOT, project="p").endswith("#!/model/model.p.m")
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -137,7 +137,7 @@ def _inputs(**changes: Any) -> ModelCardInputs:
         churn_definition={"kind": "contractual", "horizon_days": 30},
         features=["tenure_days", "plan", "logins_30d"],
         feature_docs={"tenure_days": "Days since signup | at as_of.", "plan": "Current plan."},
-        dbt_docs_url=dbt_docs_link("customer_features"),
+        dbt_docs_url=dbt_docs_link("customer_features", Path("var/reports")),
         dbt_manifest_hash="cd" * 32,
         code_version="0123abc-dirty",
         search={
