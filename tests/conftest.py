@@ -14,16 +14,19 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.servers import pg_admin_url, redis_db_url, stop_session_servers
 from warehouse.generator import GeneratorConfig, generate
 from warehouse.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN_URL = os.environ.get(
-    "CHURN_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 # the feature graph: no training, serving or monitoring (tests of features need no model)
 FEATURE_GRAPH = "not group:models and not group:serving and not group:monitoring"
 SMALL = GeneratorConfig(customers=300, days=200, seed=3, start=dt.date(2025, 1, 1))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the embedded servers the session started (tests/servers.py)."""
+    stop_session_servers()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -72,10 +75,11 @@ def home(tmp_path: Path, small_landing: Path, monkeypatch: pytest.MonkeyPatch) -
 def pg_url() -> Iterator[str]:
     """A fresh Postgres database for one test, dropped afterwards."""
     name = f"churn_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    admin_url = pg_admin_url()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
@@ -138,19 +142,17 @@ def built_settings(duckdb_settings: Settings, built_duckdb: Path) -> Settings:
     return duckdb_settings
 
 
-TEST_REDIS_URL = os.environ.get("CHURN_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-
-
 @pytest.fixture
 def redis_url(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The Redis service (a database of its own, emptied first), also as REDIS_URL."""
+    """The tests' Redis (database 9, emptied first), also as REDIS_URL."""
     import redis
 
-    client = redis.Redis.from_url(TEST_REDIS_URL)
+    url = redis_db_url(9)
+    client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
-    monkeypatch.setenv("REDIS_URL", TEST_REDIS_URL)
-    return TEST_REDIS_URL
+    monkeypatch.setenv("REDIS_URL", url)
+    return url
 
 
 @pytest.fixture

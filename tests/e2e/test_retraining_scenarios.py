@@ -31,6 +31,7 @@ from churn_assets.runner import materialize
 from sensors.retraining import RETRAINING_JOB, retraining_sensor
 from serving.app import create_app
 from tests.e2e.test_model_lifecycle import TINY_BUDGET
+from tests.servers import redis_db_url
 from tests.serving.conftest import SECRET, bearer
 from warehouse.connection import Warehouse
 from warehouse.generator import GeneratorConfig, generate
@@ -42,7 +43,7 @@ CUT = START + dt.timedelta(days=240)  # the first day of the new data
 WORLD = GeneratorConfig(customers=3000, days=300, seed=21, start=START)
 DRIFTED = dataclasses.replace(WORLD, drift="price_increase", drift_start=CUT)
 # its own database: other tests flush theirs
-REDIS_URL = "redis://127.0.0.1:6379/7"
+REDIS_URL = redis_db_url(7)
 AFTER_LANDING = "not group:models"  # ingestion, features, online sync, monitoring
 
 

