@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jwt
+
 from serving.auth import ROLES, mint_token
 from serving.settings import ServingSettings, load_serving_settings
 from warehouse.settings import Settings
@@ -60,7 +62,12 @@ def signing_key(serving: ServingSettings) -> str:
         key_file = os.environ.get("CHURN_JWT_PRIVATE_KEY_FILE")
         if not key_file:
             raise ValueError("RS256 tokens need CHURN_JWT_PRIVATE_KEY_FILE (a PEM private key)")
-        return Path(key_file).read_text()
+        try:
+            return Path(key_file).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(
+                f"CHURN_JWT_PRIVATE_KEY_FILE {key_file} cannot be read: {exc}"
+            ) from exc
     return serving.jwt_key
 
 
@@ -69,9 +76,16 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
         serving = load_serving_settings()
         key = signing_key(serving)
         token = mint_token(
-            args.subject, args.role, args.ttl, key, serving.jwt_algorithm, serving.jwt_issuer
+            args.subject,
+            args.role,
+            args.ttl,
+            key,
+            serving.jwt_algorithm,
+            serving.jwt_issuer,
+            audience=serving.jwt_audience,
+            max_ttl_seconds=serving.jwt_max_ttl_seconds,
         )
-    except ValueError as exc:
+    except (ValueError, jwt.PyJWTError) as exc:  # e.g. a file that holds no private key
         print(f"churn token: {exc}")
         return 2
     print(token)

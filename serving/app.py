@@ -64,7 +64,14 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
         app.state.update(
             settings=settings,
             metrics=metrics,
-            verifier=TokenVerifier(settings.jwt_key, settings.jwt_algorithm, settings.jwt_issuer),
+            verifier=TokenVerifier(
+                settings.jwt_key,
+                settings.jwt_algorithm,
+                settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                max_ttl_seconds=settings.jwt_max_ttl_seconds,
+                leeway_seconds=settings.jwt_leeway_seconds,
+            ),
             breaker=breaker,
             reader=reader,
             holder=holder,

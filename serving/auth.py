@@ -5,6 +5,11 @@ model information, `admin` may do everything (promotion and rollout actions). Ve
 tokens are cached until they expire, so the hot path pays for a signature check once
 per token, not once per request.
 
+A token must name this service's issuer and audience, carry `sub`, `iat` and `exp`,
+live no longer than the configured maximum (exp - iat), and be signed with the one
+configured algorithm and key; clocks may disagree by the configured leeway. Every
+refusal is a 401 whose message never repeats the token.
+
 A route states its role in its `opt` (`opt=requires("analyst")`) and the authentication
 middleware checks it: Litestar runs a synchronous guard in a thread pool and copies the
 route handler for every call, which alone cost more than scoring a customer."""
@@ -21,11 +26,14 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from serving.settings import JWT_AUDIENCE, JWT_LEEWAY_SECONDS, JWT_MAX_TTL_SECONDS
+
 ROLES = ("scorer", "analyst", "admin")
 BEARER_SCHEME = "BearerToken"  # the OpenAPI security scheme of every /v1 route
 ROLE_OPT = "role"
 SECURED: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
 CACHE_SIZE = 10_000
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp"]
 
 
 @dataclass(frozen=True)
@@ -39,14 +47,30 @@ class Principal:
 
 
 def mint_token(
-    subject: str, role: str, ttl_seconds: int, key: str, algorithm: str, issuer: str
+    subject: str,
+    role: str,
+    ttl_seconds: int,
+    key: str,
+    algorithm: str,
+    issuer: str,
+    *,
+    audience: str = JWT_AUDIENCE,
+    max_ttl_seconds: int = JWT_MAX_TTL_SECONDS,
 ) -> str:
     """A signed token for `subject` with one role (HS256: key is the shared secret;
-    RS256: key is the PEM private key)."""
+    RS256: key is the PEM private key); refuses what the service would refuse."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
     if ttl_seconds < 1:
         raise ValueError("the token lifetime must be at least one second")
+    if ttl_seconds > max_ttl_seconds:
+        raise ValueError(
+            f"a token may live at most {max_ttl_seconds} s (CHURN_JWT_MAX_TTL_SECONDS); "
+            f"{ttl_seconds} s asked"
+        )
+    problem = subject_problem(subject)
+    if problem:
+        raise ValueError(problem)
     now = int(time.time())
     claims = {
         "sub": subject,
@@ -54,16 +78,41 @@ def mint_token(
         "iat": now,
         "exp": now + ttl_seconds,
         "iss": issuer,
+        "aud": audience,
         "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, key, algorithm=algorithm)
 
 
+def subject_problem(subject: str) -> str | None:
+    """Why `subject` cannot name a caller: it keys the rate limit in Redis and is
+    written to the prediction log and the promotion ledger, so it must be UTF-8 text."""
+    if not subject:
+        return "the subject must not be empty"
+    try:
+        subject.encode()
+    except UnicodeEncodeError:
+        return "the subject must be valid Unicode text (no lone surrogates)"
+    return None
+
+
 class TokenVerifier:
-    def __init__(self, key: str, algorithm: str, issuer: str) -> None:
+    def __init__(
+        self,
+        key: str,
+        algorithm: str,
+        issuer: str,
+        *,
+        audience: str = JWT_AUDIENCE,
+        max_ttl_seconds: int = JWT_MAX_TTL_SECONDS,
+        leeway_seconds: int = JWT_LEEWAY_SECONDS,
+    ) -> None:
         self.key = key
         self.algorithm = algorithm
         self.issuer = issuer
+        self.audience = audience
+        self.max_ttl_seconds = max_ttl_seconds
+        self.leeway_seconds = leeway_seconds
         self._cache: OrderedDict[str, Principal] = OrderedDict()
 
     def verify(self, token: str) -> Principal:
@@ -71,21 +120,34 @@ class TokenVerifier:
         if cached is not None and cached.expires_at > time.time():
             return cached
         try:
+            # one algorithm only: `none`, and HS256 signed with an RS256 public key, fail
             claims = jwt.decode(
                 token,
                 self.key,
                 algorithms=[self.algorithm],
                 issuer=self.issuer,
-                options={"require": ["exp", "sub"]},
+                audience=self.audience,
+                leeway=self.leeway_seconds,
+                options={"require": REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError as exc:
             raise NotAuthorizedException("token expired") from exc
-        except jwt.InvalidTokenError as exc:
+        except jwt.InvalidTokenError as exc:  # PyJWT's messages name the claim, not the token
             raise NotAuthorizedException(f"invalid token: {exc}") from exc
+        # decode() checked both are integers (or numbers that convert to one)
+        lifetime = int(claims["exp"]) - int(claims["iat"])
+        if lifetime > self.max_ttl_seconds:
+            raise NotAuthorizedException(
+                f"invalid token: it lives {lifetime} s, more than the {self.max_ttl_seconds} s "
+                "allowed"
+            )
+        problem = subject_problem(claims["sub"])  # decode() checked it is a string
+        if problem:
+            raise NotAuthorizedException(f"invalid token: {problem}")
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise NotAuthorizedException("invalid token: roles must be a list of names")
-        principal = Principal(str(claims["sub"]), frozenset(roles), float(claims["exp"]))
+        principal = Principal(claims["sub"], frozenset(roles), float(claims["exp"]))
         self._cache[token] = principal
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)

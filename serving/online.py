@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import DataError, RedisError, ResponseError
 
-from serving.errors import RateLimited, Unavailable
+from serving.errors import BadRequest, RateLimited, Unavailable
 from serving.redis_wire import WireConnection
 from warehouse.online_store import FETCH_SCRIPT, PREFIX, info_key, pointer_key
 
@@ -103,7 +103,8 @@ class OnlineReader:
         window_seconds: int,
     ) -> Lookup:
         """Vectors of the live sync (None per unknown customer); raises RateLimited when
-        the subject is over its limit and Unavailable when Redis is."""
+        the subject is over its limit, Unavailable when Redis is, and BadRequest when an
+        id or the subject cannot be sent to Redis (nothing was sent)."""
         if not self.breaker.allow():
             raise Unavailable("online feature store unavailable (circuit open)")
         try:
@@ -111,6 +112,11 @@ class OnlineReader:
                 [pointer_key(fs_version), f"{PREFIX}:rate:{subject}"],
                 [limit, window_seconds * 1000, *customer_ids],
             )
+        except DataError as exc:  # the caller's input, not Redis: no verdict on the circuit
+            self.breaker.probing = False  # nor may a refused probe hold it open
+            raise BadRequest(
+                f"customer ids must be valid Unicode text (no lone surrogates): {exc}"
+            ) from exc
         except ResponseError as exc:  # Redis answered: not a reason to open the circuit
             self.errors += 1
             self.on_error()

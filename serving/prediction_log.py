@@ -14,9 +14,9 @@ from collections import deque
 
 import hiredis
 from litestar import Request
-from redis.exceptions import RedisError
+from redis.exceptions import DataError, RedisError
 
-from serving.redis_wire import WireConnection
+from serving.redis_wire import PackedCommand, WireConnection, pack
 from serving.schemas import Prediction
 from warehouse.prediction_log import STREAM
 
@@ -31,17 +31,18 @@ class PredictionLog:
         interval: float = 0.005,
         max_batch: int = 256,
     ) -> None:
-        """Entries wait about `interval` seconds. A flush packs at most `max_batch`
-        entries: packing is Python work on the event loop, and a long pause there would
-        make concurrent requests miss their Redis timeout."""
+        """Entries wait about `interval` seconds. A flush writes at most `max_batch`
+        entries: reading their replies is work on the event loop, and a long pause there
+        would make concurrent requests miss their Redis timeout."""
         self.client = client
         self.interval = interval
         self.max_batch = max_batch
         # bounded: while Redis is down the oldest entries go first, and are counted
-        # each entry is its XADD command, ready to pack
-        self.buffer: deque[tuple[str, ...]] = deque(maxlen=max_buffer)
+        # each entry is its XADD command, packed when appended: an entry that cannot be
+        # encoded is refused alone instead of failing every flush of its batch
+        self.buffer: deque[PackedCommand] = deque(maxlen=max_buffer)
         self.dropped = 0  # pushed out of a full buffer while Redis was down
-        self.rejected = 0  # refused by Redis
+        self.rejected = 0  # refused by Redis, or not encodable
         self.written = 0
         self.failing = False
         self._task: asyncio.Task | None = None
@@ -60,21 +61,26 @@ class PredictionLog:
         for p in predictions:
             if p.churn_probability is None:
                 continue
+            reasons = [[r.feature, r.contribution] for r in p.reasons] if p.reasons else None
+            command = (
+                *head,
+                "customer_id", p.customer_id,
+                "model_version", p.model_version or "",
+                "variant", p.variant or "",
+                "probability", repr(p.churn_probability),
+                "features_as_of", p.features_as_of or "",
+                "reasons", json.dumps(reasons) if reasons else "",
+                "degraded", "1" if p.degraded else "0",
+            )  # fmt: skip
+            try:
+                entry = pack(command)
+            except DataError as exc:
+                self.rejected += 1
+                log.warning("prediction log: an entry cannot be encoded (%s)", exc)
+                continue
             if len(self.buffer) == self.buffer.maxlen:
                 self.dropped += 1
-            reasons = [[r.feature, r.contribution] for r in p.reasons] if p.reasons else None
-            self.buffer.append(
-                (
-                    *head,
-                    "customer_id", p.customer_id,
-                    "model_version", p.model_version or "",
-                    "variant", p.variant or "",
-                    "probability", repr(p.churn_probability),
-                    "features_as_of", p.features_as_of or "",
-                    "reasons", json.dumps(reasons) if reasons else "",
-                    "degraded", "1" if p.degraded else "0",
-                )
-            )  # fmt: skip
+            self.buffer.append(entry)
 
     async def flush(self) -> int:
         # one flush at a time: the writer task and stop() would otherwise both send and
@@ -87,7 +93,7 @@ class PredictionLog:
             return 0
         batch = list(itertools.islice(self.buffer, self.max_batch))
         try:
-            replies = await self.client.pipeline(batch)
+            replies = await self.client.send(batch)
         except (RedisError, OSError) as exc:
             if not self.failing:  # once per outage, not every few milliseconds
                 log.warning("prediction log: entries wait in memory for Redis (%s)", exc)

@@ -6,6 +6,10 @@ connection is shared by every request: commands are packed by hiredis (C), writt
 once, and replies are matched to waiters in order (Redis answers a connection's
 commands in the order they arrive), so concurrent requests pipeline naturally.
 
+Every command is packed before its waiter is queued: a command that cannot be encoded
+(a lone surrogate in a string, which UTF-8 cannot carry) raises DataError for its own
+call and leaves the queue in step with the stream.
+
 A timeout or a lost connection fails every waiting command and drops the connection
 (a late reply would otherwise be handed to the wrong waiter); the next call connects
 again. Errors are redis-py's exception classes, so callers handle one family."""
@@ -15,14 +19,30 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Sequence
+from typing import NewType
 from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = Sequence[str | bytes | int | float]
+# one command in Redis's wire format, made by pack(): exactly one reply comes back for it
+PackedCommand = NewType("PackedCommand", bytes)
+
+
+def pack(command: Command) -> PackedCommand:
+    """The command in Redis's wire format; raises DataError when an argument cannot be
+    encoded (a lone surrogate, a type Redis has no form for) or there is no command,
+    which Redis would not answer."""
+    if not command:
+        raise DataError("an empty Redis command")
+    try:
+        # hiredis's stub types the argument as a 1-tuple; any length is accepted
+        return PackedCommand(hiredis.pack_command(tuple(command)))  # type: ignore[arg-type]
+    except (UnicodeError, TypeError) as exc:
+        raise DataError(f"a Redis command argument cannot be encoded: {exc}") from exc
 
 
 class _Waiter:
@@ -96,15 +116,20 @@ class WireConnection:
 
     async def pipeline(self, commands: Sequence[Command]) -> list[object]:
         """Replies of several commands sent in one write; error replies are returned as
-        hiredis.ReplyError values, not raised, so one bad entry spoils nothing else."""
+        hiredis.ReplyError values, not raised, so one bad entry spoils nothing else. A
+        command that cannot be encoded raises DataError and nothing is sent."""
+        return await self.send([pack(c) for c in commands])
+
+    async def send(self, packed: Sequence[PackedCommand]) -> list[object]:
+        """pipeline() for commands packed beforehand (pack() validated them)."""
+        if not packed:
+            return []  # a waiter for no reply would never be answered
         transport = self.transport
         if transport is None or transport.is_closing():
             transport = await self._connect()
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(loop.create_future(), len(commands))
+        waiter = _Waiter(loop.create_future(), len(packed))
         self.waiters.append(waiter)
-        # hiredis's stub types the argument as a 1-tuple; any length is accepted
-        packed = [hiredis.pack_command(tuple(c)) for c in commands]  # type: ignore[arg-type]
         transport.write(b"".join(packed))
         timer = loop.call_later(self.timeout, self._expire, waiter)
         try:

