@@ -44,7 +44,7 @@ def _baseline_seconds(path: Path) -> float:
     with duckdb.connect(str(path)) as con:
         started = time.perf_counter()
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE scan AS SELECT customer_id, event_type, "
+            "CREATE OR REPLACE TEMP TABLE temp.main.scan AS SELECT customer_id, event_type, "
             "count(*) AS n, sum(value) AS v FROM raw.events GROUP BY 1, 2"
         )
         return time.perf_counter() - started

@@ -1,14 +1,16 @@
 """Freshness failures raise an alert: every few minutes each asset with a freshness
 policy is judged as `churn status` judges it, and an asset that turned warn or fail
-since the last look is sent to the alert webhook, once per change of state."""
+since the last look is queued for the alert webhook, once per change of state. Every
+tick also delivers the alerts still waiting in the outbox (see sensors.alerts)."""
 
 import json
 import time
 
 import dagster as dg
 
+from churn_assets.resources import WarehouseResource
 from churn_assets.status import asset_freshness
-from sensors.alerts import Alert, WebhookNotifier
+from sensors.alerts import Alert, AlertDispatcher
 
 LATE = ("warn", "fail")
 
@@ -28,7 +30,9 @@ def late_changes(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Sends an alert when an asset's freshness turns warn or fail.",
 )
-def freshness_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+def freshness_alert_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.SensorResult:
     repository = context.repository_def
     if repository is None:  # only a bare test context lacks one
         return dg.SensorResult(skip_reason="no code location to judge")
@@ -36,8 +40,6 @@ def freshness_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
     alerted: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     changes, late = late_changes({k: str(v["state"]) for k, v in judged.items()}, alerted)
     cursor = json.dumps(late)
-    if not changes:
-        return dg.SensorResult(skip_reason=f"{len(late)} late asset(s), none newly", cursor=cursor)
     alerts = [
         Alert(
             "ChurnAssetStale",
@@ -49,8 +51,14 @@ def freshness_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
         )
         for key, state in changes
     ]
-    delivery = WebhookNotifier.from_env("freshness_alerts").send(alerts)
-    if not delivery.sent:
-        context.log.warning(f"freshness alert not delivered: {delivery.problem}")
+    dispatcher = AlertDispatcher.from_env(warehouse.warehouse(), "freshness_alerts")
+    report = dispatcher.raise_alerts(alerts, basis=context.cursor or "")
+    if report.problem:
+        context.log.warning(report.describe())
+    if not changes:
+        return dg.SensorResult(
+            skip_reason=f"{len(late)} late asset(s), none newly; {report.describe()}",
+            cursor=cursor,
+        )
     reason = ", ".join(f"{k} {s}" for k, s in changes)
-    return dg.SensorResult(skip_reason=f"alerted: {reason}", cursor=cursor)
+    return dg.SensorResult(skip_reason=f"alerted: {reason}; {report.describe()}", cursor=cursor)

@@ -22,8 +22,8 @@ from churn_assets.defs.monitoring import (
 )
 from churn_assets.defs.performance import LIVE_PERFORMANCE_CHECK, PERFORMANCE_KEY
 from churn_assets.ml.registry import CHAMPION
-from churn_assets.resources import MlflowResource
-from sensors.alerts import Alert, WebhookNotifier
+from churn_assets.resources import MlflowResource, WarehouseResource
+from sensors.alerts import Alert, AlertDispatcher
 from sensors.retrain_policy import Incident, RetrainState
 
 RETRAINING_JOB = "churn_retraining"
@@ -148,18 +148,23 @@ def incident_alert(incident: Incident, decision: str) -> Alert:
     "retrain per incident, with a cooldown.",
 )
 def retraining_sensor(
-    context: dg.SensorEvaluationContext, mlflow_registry: MlflowResource
+    context: dg.SensorEvaluationContext,
+    mlflow_registry: MlflowResource,
+    warehouse: WarehouseResource,
 ) -> dg.SensorResult:
     now = time.time()
     state = RetrainState.from_cursor(context.cursor)
     incidents = check_incidents(context.instance) + stale_champion(mlflow_registry, now)
     decision = state.decide(incidents, now, mlflow_registry.settings().retrain_cooldown_seconds)
     context.log.info(decision.reason)
-    delivery = WebhookNotifier.from_env("retraining_sensor").send(
-        [incident_alert(i, decision.reason) for i in decision.attached]
+    # queued in the warehouse outbox, delivered now or on a later tick; never blocks
+    # the launch
+    report = AlertDispatcher.from_env(warehouse.warehouse(), "retraining_sensor").raise_alerts(
+        [incident_alert(i, decision.reason) for i in decision.attached],
+        basis=context.cursor or "",
     )
-    if decision.attached and not delivery.sent:
-        context.log.warning(f"alert not delivered: {delivery.problem}")
+    if report.problem:
+        context.log.warning(report.describe())
     if decision.launch is None:
         return dg.SensorResult(skip_reason=decision.reason, cursor=state.to_cursor())
     trigger = decision.launch

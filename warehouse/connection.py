@@ -18,6 +18,9 @@ from warehouse.contract import RAW_COLUMNS, RAW_SCHEMA, SOURCE_FILE_COLUMN
 from warehouse.settings import Settings
 
 LEDGER_TABLE = f"{RAW_SCHEMA}.ingestion_ledger"
+# Each connection's own schema for temporary tables.
+TEMP_SCHEMA_POSTGRES = "pg_temp"
+TEMP_SCHEMA_DUCKDB = "temp.main"
 LEDGER_COLUMNS = [
     ("table_name", "VARCHAR"),
     ("file_name", "VARCHAR"),
@@ -64,8 +67,10 @@ class Session:
             yield batch.to_pandas()
 
     def stage(self, frame: pd.DataFrame, like_table: str) -> str:
-        """Load frame into a temporary table shaped like like_table; returns its name."""
-        name = "_staged"
+        """Load frame into a temporary table shaped like like_table; returns its
+        schema-qualified name. The name always carries the session's temporary schema:
+        an unqualified DROP would remove a real table of that name on the search path."""
+        name = f"{TEMP_SCHEMA_POSTGRES if self.is_postgres else TEMP_SCHEMA_DUCKDB}._staged"
         self.execute(f"DROP TABLE IF EXISTS {name}")
         if self.is_postgres:
             self.execute(f"CREATE TEMP TABLE {name} (LIKE {like_table})")

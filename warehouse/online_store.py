@@ -8,6 +8,13 @@ Layout, per feature-set version (the model's feature order and category codes):
   command after a complete write, so readers never see a half-written version;
 - `churn:online:<fs_version>:info` a hash describing the live sync (size, times).
 
+The pointer only moves forward: a sync staged before the live one is refused. After a
+flip every other sync staged before it expires: earlier syncs of the same feature set
+and syncs a killed run left half-written after `grace_seconds` (readers mid-request
+finish), the previous champion's feature set (pointer, info and vectors) after
+`superseded_grace_seconds` (services still on it have time to reload). A key already
+counting down keeps its deadline, so frequent syncs never postpone it.
+
 Reads go through one Lua script that resolves the pointer and fetches every key
 atomically, optionally counting the caller against a rate limit in the same round trip.
 """
@@ -18,7 +25,7 @@ import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -54,6 +61,40 @@ table.insert(reply, 1, sync)
 table.insert(reply, 1, 1)
 return reply
 """
+
+
+# KEYS[1] pointer, KEYS[2] info; ARGV[1] sync id, ARGV[2] its stamp, ARGV[3..] info
+# field/value pairs -> {1, previous sync or false} when flipped, {0, live sync} when the
+# live sync was staged after this one (it stays; stamps sort by time)
+FLIP_SCRIPT = """
+local live = redis.call('GET', KEYS[1])
+if live then
+  local stamp = string.match(live, '%.([^.]+)%.[^.]+$')
+  if stamp and stamp > ARGV[2] then return {0, live} end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+return {1, live or false}
+"""
+
+# KEYS: keys to retire; ARGV[1]: seconds until they go (0: now) -> how many were retired.
+# Keys already counting down keep their deadline.
+RETIRE_SCRIPT = """
+local grace = tonumber(ARGV[1])
+local retired = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('TTL', key) == -1 then
+    if grace > 0 then redis.call('EXPIRE', key, grace) else redis.call('UNLINK', key) end
+    retired = retired + 1
+  end
+end
+return retired
+"""
+
+
+class SyncSuperseded(RuntimeError):
+    """A newer sync went live while this one was being written; this one was dropped."""
 
 
 def announce(client: redis.Redis, event: dict[str, object]) -> str | None:
@@ -135,7 +176,11 @@ def mismatches(
 
 def _staged_at(sync_id: str) -> str:
     """The UTC stamp inside `<fs_version>.<YYYYmmddTHHMMSS>.<hex>`; sorts by time."""
-    return sync_id.split(".")[1]
+    return sync_id.rsplit(".", 2)[1]
+
+
+def _feature_set(sync_id: str) -> str:
+    return sync_id.rsplit(".", 2)[0]
 
 
 @dataclass(frozen=True)
@@ -150,10 +195,18 @@ class SyncResult:
 class OnlineStore:
     """Writes syncs and reads vectors with a synchronous client (assets, CLI, tests)."""
 
-    def __init__(self, client: redis.Redis, grace_seconds: int = 60) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        grace_seconds: int = 60,
+        superseded_grace_seconds: int = 3_600,
+    ) -> None:
         self.client = client
         self.grace_seconds = grace_seconds
+        self.superseded_grace_seconds = superseded_grace_seconds
         self._fetch = client.register_script(FETCH_SCRIPT)
+        self._flip = client.register_script(FLIP_SCRIPT)
+        self._retire = client.register_script(RETIRE_SCRIPT)
 
     def stage(
         self,
@@ -161,26 +214,25 @@ class OnlineStore:
         customer_ids: Sequence[str],
         as_of_seconds: np.ndarray,
         matrix: np.ndarray,
+        progress: Callable[[int], None] | None = None,
     ) -> str:
-        """Write every vector under a new sync id, invisible to readers until publish()."""
+        """Write every vector under a new sync id, invisible to readers until publish().
+        Written in chunks of WRITE_CHUNK keys; progress(vectors written) after each."""
         if len(customer_ids) != len(matrix) or len(as_of_seconds) != len(matrix):
             raise ValueError("customer_ids, as_of_seconds and matrix differ in length")
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         sync_id = f"{fs_version}.{stamp}.{uuid.uuid4().hex[:6]}"
         blobs = pack(np.asarray(as_of_seconds, dtype="<f8"), matrix.astype("<f4", copy=False))
-        pipe = self.client.pipeline(transaction=False)
         for start in range(0, len(blobs), WRITE_CHUNK):
-            pipe.mset(
+            end = start + WRITE_CHUNK
+            self.client.mset(
                 {
                     vector_key(sync_id, cid): blob
-                    for cid, blob in zip(
-                        customer_ids[start : start + WRITE_CHUNK],
-                        blobs[start : start + WRITE_CHUNK],
-                        strict=True,
-                    )
+                    for cid, blob in zip(customer_ids[start:end], blobs[start:end], strict=True)
                 }
             )
-        pipe.execute()
+            if progress:
+                progress(min(end, len(blobs)))
         return sync_id
 
     def read_sync(self, sync_id: str, customer_ids: Sequence[str]) -> list[bytes | None]:
@@ -194,22 +246,22 @@ class OnlineStore:
     def publish(
         self, fs_version: str, sync_id: str, customers: int, info: dict[str, object]
     ) -> SyncResult:
-        """Flip the pointer to sync_id in one transaction, then let older syncs of this
-        feature-set version expire after a grace period (readers mid-request finish)."""
+        """Flip the pointer to sync_id in one script, then retire what it supersedes.
+        Raises SyncSuperseded (and drops sync_id) when a sync staged later is live."""
         started = time.perf_counter()
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(pointer_key(fs_version), sync_id, get=True)
-        pipe.delete(info_key(fs_version))
-        pipe.hset(
-            info_key(fs_version),
-            mapping={
-                k: json.dumps(v, default=str)
-                for k, v in {**info, "sync_id": sync_id, "customers": customers}.items()
-            },
+        fields = {
+            k: json.dumps(v, default=str)
+            for k, v in {**info, "sync_id": sync_id, "customers": customers}.items()
+        }
+        flipped, previous_raw = self._flip(
+            keys=[pointer_key(fs_version), info_key(fs_version)],
+            args=[sync_id, _staged_at(sync_id), *[x for kv in fields.items() for x in kv]],
         )
-        previous_raw, *_ = pipe.execute()
         previous = previous_raw.decode() if previous_raw else None
-        self.expire_stale(fs_version, keep=sync_id)
+        if not flipped:
+            self.discard(sync_id)
+            raise SyncSuperseded(f"{previous} is live and newer; {sync_id} was dropped")
+        self.retire_superseded(fs_version, keep=sync_id)
         announce(self.client, {"event": "online_sync", "fs_version": fs_version})
         return SyncResult(
             fs_version=fs_version,
@@ -219,21 +271,53 @@ class OnlineStore:
             seconds=time.perf_counter() - started,
         )
 
-    def expire_stale(self, fs_version: str, keep: str) -> int:
-        """Put a TTL on every vector of this feature-set version from a sync staged
-        before the live one: the previous sync and any a crashed run left behind. A sync
-        staged later (a concurrent run) is left alone; it will replace this one."""
-        expiring = 0
-        pipe = self.client.pipeline(transaction=False)
-        for key in self.client.scan_iter(match=f"{PREFIX}:fv:{fs_version}.*", count=5_000):
+    def live_syncs(self) -> dict[str, str]:
+        """Feature-set version -> its live sync id, for every pointer in the store."""
+        pointers = list(self.client.scan_iter(match=pointer_key("*"), count=1_000))
+        values = cast(list[bytes | None], self.client.mget(pointers)) if pointers else []
+        head, tail = f"{PREFIX}:online:", ":live"
+        return {
+            key.decode().removeprefix(head).removesuffix(tail): value.decode()
+            for key, value in zip(pointers, values, strict=True)
+            if value
+        }
+
+    def retire_superseded(self, fs_version: str, keep: str) -> int:
+        """Let everything staged before the live sync `keep` expire: earlier and
+        half-written syncs after grace_seconds; other feature sets whose live sync is
+        older (a previous champion's) after superseded_grace_seconds, pointer and info
+        included. Syncs staged after `keep` (a concurrent run) are left alone. Returns
+        how many keys started counting down."""
+        cutoff = _staged_at(keep)
+        live = self.live_syncs()
+        superseded = {
+            fs: sync for fs, sync in live.items() if fs != fs_version and _staged_at(sync) <= cutoff
+        }
+        batches: dict[int, list[bytes | str]] = {
+            self.grace_seconds: [],
+            self.superseded_grace_seconds: [],
+        }
+        for fs in superseded:
+            batches[self.superseded_grace_seconds] += [pointer_key(fs), info_key(fs)]
+        retired = 0
+        for key in self.client.scan_iter(match=f"{PREFIX}:fv:*", count=WRITE_CHUNK):
             sync = key.decode()[len(f"{PREFIX}:fv:") :].split(":", 1)[0]
-            if sync != keep and _staged_at(sync) <= _staged_at(keep):
-                pipe.expire(key, self.grace_seconds)
-                expiring += 1
-                if len(pipe) >= WRITE_CHUNK:
-                    pipe.execute()
-        pipe.execute()
-        return expiring
+            if sync == keep or _staged_at(sync) > cutoff:
+                continue
+            if live.get(_feature_set(sync)) == sync:
+                if _feature_set(sync) not in superseded:
+                    continue  # the live sync of a feature set staged after this one
+                grace = self.superseded_grace_seconds
+            else:
+                grace = self.grace_seconds
+            batches[grace].append(key)
+            if len(batches[grace]) >= WRITE_CHUNK:
+                retired += int(self._retire(keys=batches[grace], args=[grace]))
+                batches[grace] = []
+        for grace, keys in batches.items():
+            if keys:
+                retired += int(self._retire(keys=keys, args=[grace]))
+        return retired
 
     def discard(self, sync_id: str) -> None:
         """Drop a staged sync that must not go live (a failed parity check)."""

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from warehouse.connection import Warehouse
+from warehouse.contract import RAW_SCHEMA
 from warehouse.settings import Settings
 
 MARTS_SCHEMA = "analytics"
@@ -37,10 +38,6 @@ class PointInTimeReport:
     @property
     def passed(self) -> bool:
         return self.mismatches.empty and self.open_windows == 0
-
-
-def _in_clause(values: list[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
 def recompute(
@@ -127,7 +124,7 @@ def check_training_examples(
     data_end = warehouse.query_df(f"SELECT data_end FROM {MARTS_SCHEMA}.int_data_bounds")[
         "data_end"
     ].iloc[0]
-    labels = warehouse.query_df("SELECT customer_id, as_of_date FROM raw.labels")
+    labels = warehouse.query_df(f"SELECT customer_id, as_of_date FROM {RAW_SCHEMA}.labels")
     shipped = set(zip(labels["customer_id"], pd.to_datetime(labels["as_of_date"]), strict=True))
     keys = zip(examples["customer_id"], pd.to_datetime(examples["as_of_date"]), strict=True)
     derived = np.array([k not in shipped for k in keys], dtype=bool)
@@ -137,9 +134,13 @@ def check_training_examples(
     sample = examples.sample(n=min(sample_size, len(examples)), random_state=seed)
     if sample.empty:
         return PointInTimeReport(0, pd.DataFrame(), open_windows)
-    ids = _in_clause(sample["customer_id"].unique().tolist())
+    # Customer ids are data: they travel as bound parameters, one placeholder each.
+    ids = sample["customer_id"].unique().tolist()
+    placeholders = ", ".join("?" * len(ids))
     raw = {
-        table: warehouse.query_df(f"SELECT * FROM raw.{table} WHERE customer_id IN ({ids})")
+        table: warehouse.query_df(
+            f"SELECT * FROM {RAW_SCHEMA}.{table} WHERE customer_id IN ({placeholders})", ids
+        )
         for table in ("customers", "events", "subscriptions", "labels")
     }
     for table, cols in (

@@ -12,7 +12,7 @@ import pandas as pd
 from churn_assets.defs.freshness import ONLINE_FRESHNESS
 from churn_assets.ml.feature_matrix import FeatureSpec, as_of_seconds, load_scoring_frame
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
-from warehouse.online_store import OnlineStore, mismatches
+from warehouse.online_store import WRITE_CHUNK, OnlineStore, SyncSuperseded, mismatches
 
 SERVING_GROUP = "serving"
 ONLINE_KEY = dg.AssetKey("online_features")
@@ -54,7 +54,8 @@ def parity_problems(
     description=(
         "The latest feature vector of every customer, in the champion's feature order, "
         "written to Redis as a new sync per feature-set version; the live pointer flips "
-        "only after the parity check passes, and the previous sync then expires."
+        "only after the parity check passes; the previous sync, syncs a crashed run left "
+        "half-written and the previous champion's feature set then expire."
     ),
 )
 def online_features(
@@ -73,7 +74,13 @@ def online_features(
     customer_ids = frame["customer_id"].astype(str).tolist()
     matrix = spec.transform(frame)
     store = OnlineStore(redis_store.client())
-    sync_id = store.stage(spec.version, customer_ids, as_of_seconds(frame), matrix)
+    total = len(customer_ids)
+
+    def log_progress(written: int) -> None:
+        if written == total or written % (WRITE_CHUNK * 20) == 0:
+            context.log.info(f"staged {written:,}/{total:,} vectors")
+
+    sync_id = store.stage(spec.version, customer_ids, as_of_seconds(frame), matrix, log_progress)
     context.log.info(f"staged {len(customer_ids):,} vectors as {sync_id}")
 
     rng = np.random.default_rng()
@@ -98,12 +105,15 @@ def online_features(
             metadata={"sample": len(sample), "mismatches": "\n".join(problems[:20])},
         )
         return
-    result = store.publish(
-        spec.version,
-        sync_id,
-        len(customer_ids),
-        {"model_version": champion, "features_as_of": metadata["features_as_of"]},
-    )
+    try:
+        result = store.publish(
+            spec.version,
+            sync_id,
+            len(customer_ids),
+            {"model_version": champion, "features_as_of": metadata["features_as_of"]},
+        )
+    except SyncSuperseded as exc:  # a run that started later already published
+        raise dg.Failure(f"{exc}; the newer sync stays live.") from exc
     seconds = time.perf_counter() - started
     yield dg.Output(
         None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
 
 from churn_assets.ml.bundle import ModelBundle
+from churn_assets.ml.model_cache import fill_atomically, is_complete
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -57,6 +57,15 @@ def pyfunc_input(frame: pd.DataFrame, bundle: ModelBundle) -> pd.DataFrame:
         else:
             out[name] = pd.to_numeric(column, errors="coerce").astype("float64")
     return out.reset_index(drop=True)
+
+
+def _filter_string(value: str) -> str:
+    """A string value in an MLflow search filter. MLflow's filter grammar has no escape
+    character, so the value is quoted with a quote it does not contain."""
+    for quote in ("'", '"'):
+        if quote not in value:
+            return f"{quote}{value}{quote}"
+    raise ValueError(f"{value!r} holds both quote characters; MLflow cannot filter on it")
 
 
 class Registry:
@@ -150,7 +159,7 @@ class Registry:
             raise LookupError(f"{self.model_name} has no version {version}") from exc
 
     def versions(self) -> list[ModelVersion]:
-        found = self.client.search_model_versions(f"name = '{self.model_name}'")
+        found = self.client.search_model_versions(f"name = {_filter_string(self.model_name)}")
         return sorted(found, key=lambda v: int(v.version))
 
     def alias(self, alias: str) -> str | None:
@@ -167,23 +176,29 @@ class Registry:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, str(version), key, value)
 
+    def cache_entry(self, version: str, cache_dir: Path) -> Path:
+        """Where a version's bundle is cached; a clear LookupError for an unknown one."""
+        found = self.version(version)
+        source_key = hashlib.sha256(str(found.source).encode()).hexdigest()[:12]
+        return cache_dir / self.model_name / f"{version}-{source_key}"
+
     def load_bundle(self, version: str, cache_dir: Path) -> ModelBundle:
         """The native bundle of a version (downloaded once into cache_dir). The cache is
-        keyed by the version's source too: a recreated registry reuses version numbers."""
-        found = self.version(version)  # a clear LookupError for an unknown version
-        source_key = hashlib.sha256(str(found.source).encode()).hexdigest()[:12]
-        target = cache_dir / self.model_name / f"{version}-{source_key}"
-        if not (target / BUNDLE_ARTIFACT).exists():
+        keyed by the version's source too: a recreated registry reuses version numbers.
+        An entry appears whole or not at all (see model_cache)."""
+        entry = self.cache_entry(version, cache_dir)
+        if not is_complete(entry):
             source = self.client.get_model_version_download_uri(self.model_name, str(version))
-            with tempfile.TemporaryDirectory() as tmp:
-                local = mlflow.artifacts.download_artifacts(
+
+            def download(staging: Path) -> None:
+                mlflow.artifacts.download_artifacts(
                     artifact_uri=f"{source}/artifacts/{BUNDLE_ARTIFACT}",
-                    dst_path=tmp,
+                    dst_path=str(staging),
                     tracking_uri=self.tracking_uri,
                 )
-                target.mkdir(parents=True, exist_ok=True)
-                shutil.copytree(local, target / BUNDLE_ARTIFACT, dirs_exist_ok=True)
-        return ModelBundle.load(target / BUNDLE_ARTIFACT)
+
+            fill_atomically(entry, download)
+        return ModelBundle.load(entry / BUNDLE_ARTIFACT)
 
     def summary(self, version: str) -> dict[str, Any]:
         """Version, creation time, tags with metrics parsed back from JSON."""

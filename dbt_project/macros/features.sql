@@ -18,14 +18,10 @@
 {% macro event_family(column) -%}
     case {{ column }}
     {%- for event_type, family in var('event_families').items() %}
-        when '{{ event_type }}' then '{{ family }}'
+        when {{ sql_string(event_type) }} then {{ sql_string(family) }}
     {%- endfor %}
         else null
     end
-{%- endmacro %}
-
-{% macro sql_list(values) -%}
-    ({% for v in values %}'{{ v }}'{% if not loop.last %}, {% endif %}{% endfor %})
 {%- endmacro %}
 
 {#- Every behavioural feature column name, in order. Used by marts that carry features. -#}

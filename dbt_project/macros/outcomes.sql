@@ -11,7 +11,7 @@
     lineage) inlines the caller's CTEs, a short one such as `s` can capture the
     caller's own alias and the model loses its column lineage. -#}
 {% macro derived_churned(x) -%}
-{%- set horizon = var('horizon_days') -%}
+{%- set horizon = int_var('horizon_days') -%}
 {%- if var('churn_definition') == 'contractual' -%}
     {#- Churned: no subscription in force at the end of the window. #}
     case when exists (

@@ -8,7 +8,7 @@ import json
 import dagster as dg
 
 from churn_assets.defs.monitoring import FEATURE_DRIFT_CHECK
-from churn_assets.resources import MlflowResource
+from churn_assets.resources import MlflowResource, WarehouseResource
 from sensors.retraining import RETRAINING_JOB, retraining_sensor
 from tests.serving.conftest import free_port, run_drift_report
 from tests.serving.test_drift_report import regions_nobody_saw
@@ -19,7 +19,8 @@ def tick(instance: dg.DagsterInstance, home, registry, cursor: str | None):
         instance=instance,
         cursor=cursor,
         resources={
-            "mlflow_registry": MlflowResource(home=str(home), tracking_uri=registry.tracking_uri)
+            "mlflow_registry": MlflowResource(home=str(home), tracking_uri=registry.tracking_uri),
+            "warehouse": WarehouseResource(home=str(home)),
         },
     )
     return retraining_sensor(context)

@@ -29,7 +29,7 @@ live as (
     join {{ ref('int_customer_daily') }} a
       on a.is_active
      and a.event_date < d.as_of_date
-     and a.event_date >= d.as_of_date - {{ var('horizon_days') }}
+     and a.event_date >= d.as_of_date - {{ int_var('horizon_days') }}
 ),
 {% endif %}
 

@@ -5,8 +5,8 @@ select
     event_date,
     bool_or(is_activity) as is_active,
     {%- for f in feature_families() %}
-    cast(count(*) filter (where feature_family = '{{ f }}') as bigint) as {{ f }}_n,
-    cast(coalesce(sum(value) filter (where feature_family = '{{ f }}'), 0) as double precision) as {{ f }}_value{% if not loop.last %},{% endif %}
+    cast(count(*) filter (where feature_family = {{ sql_string(f) }}) as bigint) as {{ f }}_n,
+    cast(coalesce(sum(value) filter (where feature_family = {{ sql_string(f) }}), 0) as double precision) as {{ f }}_value{% if not loop.last %},{% endif %}
     {%- endfor %}
 from {{ ref('stg_events') }}
 group by customer_id, event_date

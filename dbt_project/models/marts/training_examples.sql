@@ -4,7 +4,7 @@
 -- Both churn definitions' inputs, so lineage is the same whichever is configured:
 -- depends_on: {{ ref('stg_subscriptions') }}
 -- depends_on: {{ ref('int_customer_daily') }}
-{%- set horizon = var('horizon_days') %}
+{%- set horizon = int_var('horizon_days') %}
 with bounds as (
     select data_end, has_subscriptions, has_activity from {{ ref('int_data_bounds') }}
 ),
@@ -37,7 +37,7 @@ select
     x.customer_id,
     x.as_of_date,
     cast(l.churned as integer) as churned,
-    cast(case when x.is_labeled then 'shipped' else '{{ var("churn_definition") }}' end as varchar) as label_source,
+    cast(case when x.is_labeled then 'shipped' else {{ sql_string(var("churn_definition")) }} end as varchar) as label_source,
     {{ feature_select_list('x') }}
 from examples x
 join labels l on l.customer_id = x.customer_id and l.as_of_date = x.as_of_date

@@ -7,7 +7,7 @@
 -- depends_on: {{ ref('stg_subscriptions') }}
 -- depends_on: {{ ref('int_customer_daily') }}
 -- depends_on: {{ source('ops', 'prediction_log') }}
-{%- set horizon = var('horizon_days') %}
+{%- set horizon = int_var('horizon_days') %}
 {#- The drain creates ops.prediction_log on its first run; until then nothing was served. #}
 {%- set log = adapter.get_relation(database=target.database, schema='ops', identifier='prediction_log') if execute else none %}
 with bounds as (
@@ -49,7 +49,7 @@ select
     cast(coalesce(l.churned, d.churned) as integer) as churned,
     cast(case
         when l.churned is not null then 'shipped'
-        when d.churned is not null then '{{ var("churn_definition") }}'
+        when d.churned is not null then {{ sql_string(var("churn_definition")) }}
     end as varchar) as label_source,
     cast(r.monthly_revenue as double precision) as monthly_revenue
 from served s
