@@ -29,7 +29,9 @@ class ServingSettings:
     # HS256: the shared secret; RS256: the PEM public key (verification only)
     jwt_key: str = field(default="", repr=False)
     jwt_issuer: str = "churn-lakehouse"
-    rate_limit: int = 6_000  # requests per token subject per window
+    # rate-limit units per token subject per window: one per customer looked up (a
+    # request that looks up none costs one)
+    rate_limit: int = 6_000
     rate_window_seconds: int = 60
     max_batch: int = 1_000
     max_body_bytes: int = 1_048_576
