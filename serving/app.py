@@ -22,7 +22,7 @@ from serving.controllers.explain import ExplainController
 from serving.controllers.health import HealthController
 from serving.controllers.models import ModelsController
 from serving.controllers.predict import PredictController
-from serving.errors import EXCEPTION_HANDLERS
+from serving.errors import exception_handlers
 from serving.metrics import ServiceMetrics, request_metrics
 from serving.model_holder import ModelHolder
 from serving.online import CircuitBreaker, OnlineReader
@@ -101,7 +101,7 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
             request_metrics(metrics),
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/health", "^/metrics", "^/schema"]),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=exception_handlers(),  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="churn-lakehouse scoring service",
