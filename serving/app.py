@@ -23,6 +23,7 @@ from serving.controllers.health import HealthController
 from serving.controllers.models import ModelsController
 from serving.controllers.predict import PredictController
 from serving.errors import exception_handlers
+from serving.load_shedding import InFlightLimit
 from serving.metrics import ServiceMetrics, request_metrics
 from serving.model_holder import ModelHolder
 from serving.online import CircuitBreaker, OnlineReader
@@ -98,7 +99,8 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
         ],
         lifespan=[lifespan],
         middleware=[
-            request_metrics(metrics),
+            request_metrics(metrics),  # outermost: shed requests are counted and timed too
+            InFlightLimit(settings.max_in_flight, metrics),  # before auth and body parsing
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/health", "^/metrics", "^/schema"]),
         ],
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]
