@@ -35,6 +35,8 @@ class ServingSettings:
     rate_window_seconds: int = 60
     # requests a worker handles at once before it answers 503 (health and metrics exempt)
     max_in_flight: int = 256
+    # when set, GET /metrics needs `Authorization: Bearer <metrics_token>`
+    metrics_token: str = field(default="", repr=False)
     max_batch: int = 1_000
     max_body_bytes: int = 1_048_576
     max_feature_age_seconds: int = 3 * 86_400
@@ -111,6 +113,7 @@ def load_serving_settings(environ: dict[str, str] | None = None) -> ServingSetti
         max_batch=int(number("CHURN_MAX_BATCH", 1_000)),
         max_body_bytes=int(number("CHURN_MAX_BODY_BYTES", 1_048_576)),
         max_in_flight=int(number("CHURN_MAX_IN_FLIGHT", 256)),
+        metrics_token=env.get("CHURN_METRICS_TOKEN", ""),
         max_feature_age_seconds=int(number("CHURN_FEATURE_MAX_AGE_SECONDS", 3 * 86_400)),
         redis_timeout_seconds=number("CHURN_REDIS_TIMEOUT_MS", 50) / 1000,
         redis_failure_mode=env.get("CHURN_REDIS_FAILURE_MODE", "fail"),  # type: ignore[arg-type]
