@@ -22,7 +22,8 @@ from serving.controllers.explain import ExplainController
 from serving.controllers.health import HealthController
 from serving.controllers.models import ModelsController
 from serving.controllers.predict import PredictController
-from serving.errors import EXCEPTION_HANDLERS
+from serving.errors import exception_handlers
+from serving.load_shedding import InFlightLimit
 from serving.metrics import ServiceMetrics, request_metrics
 from serving.model_holder import ModelHolder
 from serving.online import CircuitBreaker, OnlineReader
@@ -105,10 +106,11 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
         ],
         lifespan=[lifespan],
         middleware=[
-            request_metrics(metrics),
+            request_metrics(metrics),  # outermost: shed requests are counted and timed too
+            InFlightLimit(settings.max_in_flight, metrics),  # before auth and body parsing
             DefineMiddleware(BearerAuthMiddleware, exclude=["^/health", "^/metrics", "^/schema"]),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=exception_handlers(),  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="churn-lakehouse scoring service",

@@ -16,6 +16,7 @@ route handler for every call, which alone cost more than scoring a customer."""
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 from collections import OrderedDict
@@ -176,6 +177,15 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         if principal.rank() < ROLES.index(needed):
             raise PermissionDeniedException(f"this route needs the {needed} role")
         return AuthenticationResult(user=principal, auth=token)
+
+
+def bearer_matches(authorization: str, expected: str) -> bool:
+    """Whether an Authorization header carries `Bearer <expected>` (a static token, such
+    as the metrics token), compared in constant time."""
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), expected.encode()
+    )
 
 
 def requires(role: str) -> dict[str, str]:

@@ -61,6 +61,14 @@ class ServiceMetrics:
         self.redis_errors = Counter("churn_redis_errors", "Failed Redis calls", registry=r)
         self.live = LiveMetrics()  # business and live-performance gauges
         r.register(self.live)
+        self.requests_shed = Counter(
+            "churn_http_requests_shed",
+            "Requests refused with 503 because CHURN_MAX_IN_FLIGHT were in flight",
+            registry=r,
+        )
+        self.requests_in_flight = Gauge(
+            "churn_http_requests_in_flight", "Requests this worker is handling", registry=r
+        )
         self.breaker_state = Gauge(
             "churn_redis_circuit_state", "Redis circuit breaker: 0 closed, 1 half open, 2 open",
             registry=r,

@@ -4,7 +4,6 @@ the vectors decoded straight into a float32 matrix, and the model on numpy."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import functools
 import time
@@ -15,10 +14,11 @@ import numpy as np
 
 from churn_assets.ml.feature_matrix import as_of_seconds, load_scoring_frame
 from serving.auth import Principal
-from serving.errors import Unavailable
+from serving.errors import BadRequest, Unavailable
 from serving.model_holder import ModelHolder
 from serving.online import OnlineReader
 from serving.predictor import LoadedModel
+from serving.rate_limit import LocalRateLimit
 from serving.schemas import Prediction
 from serving.settings import ServingSettings
 from warehouse.connection import Warehouse
@@ -56,6 +56,8 @@ class Scorer:
         self.holder = holder
         self.reader = reader
         self._degraded_slots = asyncio.Semaphore(DEGRADED_CONCURRENCY)
+        # counts the rate limit while Redis, which normally counts it, is unreachable
+        self.fallback_limit = LocalRateLimit(settings.rate_limit, settings.rate_window_seconds)
 
     def model(self) -> LoadedModel:
         model = self.holder.current
@@ -64,23 +66,39 @@ class Scorer:
         return model
 
     async def touch(self, principal: Principal) -> None:
-        """Count a request that reads no features against the caller's rate limit. With
-        Redis down the limit cannot be counted; such requests need no Redis otherwise,
-        so they go ahead rather than fail."""
+        """Count a request that reads no features against the caller's rate limit (one
+        unit). Such requests need no Redis otherwise, so with Redis down they go ahead,
+        counted by this process."""
         model = self.model()
-        with contextlib.suppress(Unavailable):
+        try:
             await self.reader.fetch(model.fs_version, (), principal.subject, *self._limits())
+        except Unavailable:
+            self.fallback_limit.take(principal.subject, 1)
 
     def _limits(self) -> tuple[int, int]:
         return self.settings.rate_limit, self.settings.rate_window_seconds
 
+    def _cost(self, ids: Sequence[str]) -> int:
+        """Rate-limit units of a lookup: one per customer. One larger than the whole
+        limit could never pass, so it is a 400 rather than a 429 to retry forever."""
+        cost = max(len(ids), 1)
+        limit, window = self._limits()
+        if cost > limit:
+            raise BadRequest(
+                f"{cost} customer ids exceed the rate limit of {limit} customers per "
+                f"{window} s; send fewer per request"
+            )
+        return cost
+
     async def features(self, principal: Principal, ids: Sequence[str]) -> Features:
         model = self.model()
+        cost = self._cost(ids)
         try:
             lookup = await self.reader.fetch(
                 model.fs_version, ids, principal.subject, *self._limits()
             )
         except Unavailable:
+            self.fallback_limit.take(principal.subject, cost)
             if self.settings.redis_failure_mode != "degraded":
                 raise
             try:

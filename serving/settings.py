@@ -40,8 +40,14 @@ class ServingSettings:
     jwt_audience: str = JWT_AUDIENCE
     jwt_max_ttl_seconds: int = JWT_MAX_TTL_SECONDS
     jwt_leeway_seconds: int = JWT_LEEWAY_SECONDS
-    rate_limit: int = 6_000  # requests per token subject per window
+    # rate-limit units per token subject per window: one per customer looked up (a
+    # request that looks up none costs one)
+    rate_limit: int = 6_000
     rate_window_seconds: int = 60
+    # requests a worker handles at once before it answers 503 (health and metrics exempt)
+    max_in_flight: int = 256
+    # when set, GET /metrics needs `Authorization: Bearer <metrics_token>`
+    metrics_token: str = field(default="", repr=False)
     max_batch: int = 1_000
     max_body_bytes: int = 1_048_576
     max_feature_age_seconds: int = 3 * 86_400
@@ -70,7 +76,13 @@ class ServingSettings:
             raise ValueError(
                 f"CHURN_REDIS_FAILURE_MODE must be fail or degraded, not {self.redis_failure_mode}"
             )
-        for name in ("rate_limit", "rate_window_seconds", "max_batch", "max_body_bytes"):
+        for name in (
+            "rate_limit",
+            "rate_window_seconds",
+            "max_batch",
+            "max_body_bytes",
+            "max_in_flight",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.max_batch > MAX_BATCH_LIMIT:
@@ -150,6 +162,8 @@ def load_serving_settings(environ: dict[str, str] | None = None) -> ServingSetti
         rate_window_seconds=int(number("CHURN_RATE_WINDOW_SECONDS", 60)),
         max_batch=int(number("CHURN_MAX_BATCH", 1_000)),
         max_body_bytes=int(number("CHURN_MAX_BODY_BYTES", 1_048_576)),
+        max_in_flight=int(number("CHURN_MAX_IN_FLIGHT", 256)),
+        metrics_token=env.get("CHURN_METRICS_TOKEN", ""),
         max_feature_age_seconds=int(number("CHURN_FEATURE_MAX_AGE_SECONDS", 3 * 86_400)),
         redis_timeout_seconds=number("CHURN_REDIS_TIMEOUT_MS", 50) / 1000,
         redis_failure_mode=env.get("CHURN_REDIS_FAILURE_MODE", "fail"),  # type: ignore[arg-type]

@@ -42,14 +42,21 @@ WRITE_CHUNK = 5_000
 # KEYS[1] pointer, KEYS[2] rate-limit counter (or "" for none)
 # ARGV[1] limit, ARGV[2] window in ms, ARGV[3..] customer ids
 # -> {allowed: 1, or -milliseconds until the window resets; sync id or false; blobs...}
+# A lookup costs one unit per customer id (a lookup of none costs one), so a batch
+# cannot score more customers than single calls could. A refused lookup costs nothing.
 FETCH_SCRIPT = """
 if KEYS[2] ~= '' then
-  local used = redis.call('INCR', KEYS[2])
-  if used == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
-  if used > tonumber(ARGV[1]) then
+  local cost = math.max(#ARGV - 2, 1)
+  local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if used + cost > tonumber(ARGV[1]) then
     local wait = redis.call('PTTL', KEYS[2])
     if wait < 1 then wait = 1 end
     return {-wait}
+  end
+  if used == 0 then
+    redis.call('SET', KEYS[2], cost, 'PX', ARGV[2])
+  else
+    redis.call('INCRBY', KEYS[2], cost)
   end
 end
 local sync = redis.call('GET', KEYS[1])

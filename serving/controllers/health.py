@@ -1,10 +1,13 @@
-"""Liveness, readiness and Prometheus metrics; no authentication."""
+"""Liveness, readiness and Prometheus metrics: no JWT; /metrics takes a static bearer
+token of its own when CHURN_METRICS_TOKEN is set."""
 
 from __future__ import annotations
 
 from litestar import Controller, Request, Response, get
+from litestar.exceptions import NotAuthorizedException
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+from serving.auth import bearer_matches
 from serving.schemas import Health
 
 
@@ -41,6 +44,13 @@ class HealthController(Controller):
 
     @get("/metrics", media_type="text/plain; version=0.0.4")
     async def metrics(self, request: Request) -> bytes:
+        """Prometheus text format; with CHURN_METRICS_TOKEN set, only for
+        `Authorization: Bearer <that token>`."""
+        token = request.app.state.settings.metrics_token
+        if token and not bearer_matches(request.headers.get("authorization", ""), token):
+            raise NotAuthorizedException(
+                "/metrics needs the metrics bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
         metrics = request.app.state.metrics
         await metrics.live.refresh(request.app.state.redis)
         return metrics.render()

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from churn_assets.ml.feature_matrix import load_scoring_frame
 from churn_assets.ml.registry import CHAMPION
 from serving.app import create_app
+from serving.errors import UNAVAILABLE_DETAIL
 from serving.settings import load_serving_settings
 from tests.serving.conftest import (
     TEST_REDIS_URL,
@@ -23,6 +24,7 @@ from tests.serving.conftest import (
     register_model,
     sync_online_features,
 )
+from tests.serving.service_log import service_log
 from warehouse.connection import Warehouse
 from warehouse.online_store import EVENTS_CHANNEL, pointer_key
 from warehouse.settings import load_settings
@@ -104,11 +106,17 @@ async def test_a_champion_without_online_features_is_not_served(
     _, v3 = unsynced_version
     own_registry.set_alias(CHAMPION, v3)
     ids = _ids(served_home, 2)
-    async with AsyncTestClient(app=create_app(load_serving_settings())) as client:
-        r = await client.post("/v1/predict", json={"customer_ids": ids}, headers=bearer("scorer"))
-        ready = await client.get("/health/ready")
-    assert r.status_code == 503 and "not in the online store yet" in r.json()["detail"]
+    app = create_app(load_serving_settings())
+    with service_log() as log:
+        async with AsyncTestClient(app=app) as client:
+            r = await client.post(
+                "/v1/predict", json={"customer_ids": ids}, headers=bearer("scorer")
+            )
+            ready = await client.get("/health/ready")
+    # the caller is told to retry; readiness says why
+    assert r.status_code == 503 and r.json()["detail"] == UNAVAILABLE_DETAIL
     assert ready.status_code == 503 and ready.json()["checks"]["features"] == "not synced"
+    assert "not in the online store yet" in log.mentioning(r.json()["request_id"])
 
 
 async def test_a_missed_event_is_caught_by_the_registry_poll(
@@ -192,7 +200,7 @@ async def test_redis_down_fails_fast_or_degrades_and_recovers(
             assert codes == [503, 503] and failing.state.breaker.state == "open"
             errors = failing.state.reader.errors
             fast = await fail.post("/v1/predict", json=body)
-            assert fast.status_code == 503 and "circuit open" in fast.json()["detail"]
+            assert fast.status_code == 503 and fast.json()["detail"] == UNAVAILABLE_DETAIL
             assert failing.state.reader.errors == errors  # answered without touching Redis
             ready = await fail.get("/health/ready")
             assert ready.status_code == 503 and "unreachable" in ready.json()["checks"]["redis"]

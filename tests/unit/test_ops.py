@@ -67,3 +67,13 @@ def test_alert_rules_query_exported_metrics() -> None:
     assert all(r["labels"]["severity"] in ("warning", "critical") for r in alerts)
     used = {family(m) for r in alerts for m in METRIC.findall(r["expr"])}
     assert used and used <= exported(), used - exported()
+
+
+def test_the_scrape_job_is_the_one_the_alerts_watch_and_keeps_its_token_in_a_file() -> None:
+    scrape = yaml.safe_load((OPS / "prometheus" / "churn-scrape.yml").read_text())
+    (job,) = scrape["scrape_configs"]
+    alerts = (OPS / "prometheus" / "churn-alerts.yml").read_text()
+    assert f'up{{job="{job["job_name"]}"}}' in alerts
+    assert job["metrics_path"] == "/metrics"
+    # a token written inline would end up in every copy of the config
+    assert set(job["authorization"]) == {"type", "credentials_file"}
