@@ -108,6 +108,7 @@ def test_unreadable_file_is_refused_with_the_reason(tmp_path):
     broken = tmp_path / "customers.parquet"
     broken.write_bytes(b"this is not parquet")
     with pytest.raises(
-        ContractError, match=r"(?s)customers.parquet breaks .*the file cannot be read as \.parquet"
+        ContractError,
+        match=r"(?s)customers.parquet breaks .*the file fails readable_file \(not a \.parquet file",
     ):
         import_files({"customers": broken}, tmp_path / "landing")
