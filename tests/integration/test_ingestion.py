@@ -340,3 +340,20 @@ def test_poison_file_is_set_aside_and_the_good_files_load(settings, kind):
     assert _counts(wh)[table] == 2, "only the good file's rows are in the table"
     again = ingestor.ingest(table)
     assert again.rejected == [] and again.files == [] and _counts(wh)[table] == 2
+
+
+def test_the_raw_asset_warns_about_a_rejected_file_and_the_run_succeeds(duckdb_settings):
+    from churn_assets.runner import materialize
+
+    bad = duckdb_settings.landing_dir / "events" / "zz-bad.csv"
+    bad.write_text("customer_id,occurred_at,event_type,value\nC0000001,2025-03-01,login,inf\n")
+
+    summary = materialize("group:raw")
+
+    assert summary.ok, "a rejected file is a warning, not a failed run"
+    warned = {(asset, name): text for asset, name, _, text in summary.warnings}
+    assert "zz-bad.csv" in warned[("raw/events", "landing_files_accepted")]
+    assert ("raw/customers", "landing_files_accepted", True) in {c[:3] for c in summary.checks}
+    events = summary.materialized["raw/events"]
+    assert events["rejected_files"] == 1 and events["new_files"] > 0
+    assert events["dagster/row_count"] == events["new_rows"] > 0
