@@ -353,6 +353,11 @@ def _timestamps(
         rule = f"timestamp_format (declared: {declared_format})"
         parsed = pd.to_datetime(text, format=declared_format, exact=True, utc=True, errors="coerce")
         well_formed = is_text & parsed.notna()
+    # date and datetime objects: what database drivers return for stored rows
+    typed = raw.map(lambda v: isinstance(v, dt.date)).astype(bool)
+    if typed.any():
+        parsed = parsed.where(~typed, pd.to_datetime(raw.where(typed), utc=True, errors="coerce"))
+        well_formed |= typed
     malformed = present & ~well_formed
     if malformed.any():
         violations.append(_violation(column, rule, raw.index[malformed], raw[malformed]))

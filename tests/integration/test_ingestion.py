@@ -357,3 +357,23 @@ def test_the_raw_asset_warns_about_a_rejected_file_and_the_run_succeeds(duckdb_s
     events = summary.materialized["raw/events"]
     assert events["rejected_files"] == 1 and events["new_files"] > 0
     assert events["dagster/row_count"] == events["new_rows"] > 0
+
+
+def test_ingested_tables_pass_the_blocking_contract_check(settings):
+    """The table check reads rows back through each driver (dates as date objects on
+    Postgres) and must judge them by the same rules the files met."""
+    from churn_assets.defs.raw import check_raw_table
+
+    _fresh_landing(settings.landing_dir)
+    wh = Warehouse(settings)
+    _ingest_all(wh, settings.landing_dir)
+    for table in TABLES:
+        result = check_raw_table(wh, table)
+        assert result.passed, (table, result.metadata["violations"])
+        assert result.metadata["rows_checked"].value == 2
+    with wh.transaction() as session:
+        session.execute(
+            "INSERT INTO raw.events VALUES ('C1', ?, 'login', 1, 'manual')",
+            (dt.datetime(1969, 1, 1),),
+        )
+    assert not check_raw_table(wh, "events").passed
