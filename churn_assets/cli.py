@@ -16,7 +16,7 @@ from churn_assets.serving_commands import add_serving_commands
 from warehouse.contract import ContractError
 from warehouse.generator import DRIFT_KINDS, GeneratorConfig, generate
 from warehouse.importer import import_files
-from warehouse.ingestion import landing_files
+from warehouse.landing import landing_files
 from warehouse.settings import Settings, load_settings
 
 DEMO_CUSTOMERS = 50_000
@@ -75,8 +75,13 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         if path
     }
     try:
-        placed = import_files(files, settings.landing_dir)
-    except (ContractError, FileNotFoundError, ValueError) as exc:
+        placed = import_files(
+            files,
+            settings.landing_dir,
+            event_types=settings.event_types,
+            timestamp_format=args.timestamp_format,
+        )
+    except (ContractError, OSError, ValueError) as exc:
         print(f"Import refused, nothing was placed in the landing zone:\n{exc}", file=sys.stderr)
         return 2
     for item in placed:
@@ -228,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--events", help="events file")
     imp.add_argument("--subscriptions", help="subscriptions file")
     imp.add_argument("--labels", help="labels file (customer_id, as_of_date, churned)")
+    imp.add_argument(
+        "--timestamp-format",
+        help="the one format of the files' text timestamps, as for strptime (e.g. "
+        "'%%d/%%m/%%Y %%H:%%M'); default ISO 8601. The files then land as Parquet",
+    )
     imp.set_defaults(func=cmd_import)
 
     mat = sub.add_parser("materialize", help="run the asset graph in-process")

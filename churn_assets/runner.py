@@ -45,6 +45,8 @@ class RunSummary:
     # failed checks of monitoring assets: what they found about the data, not a failure
     # of the run (drift is reported and acted on by sensors, it does not fail `make demo`)
     findings: list[tuple[str, str, bool, str]] = field(default_factory=list)
+    # failed WARN checks elsewhere (e.g. landing files set aside): shown, not a failure
+    warnings: list[tuple[str, str, bool, str]] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
     failed_steps: list[str] = field(default_factory=list)
 
@@ -83,7 +85,9 @@ def materialize(
         }
     for evaluation in result.get_asset_check_evaluations():
         observed = graph.get(evaluation.asset_key).group_name == MONITORING_GROUP
-        (summary.findings if observed else summary.checks).append(
+        warned = not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+        target = summary.findings if observed else summary.warnings if warned else summary.checks
+        target.append(
             (
                 evaluation.asset_key.to_user_string(),
                 evaluation.check_name,
@@ -116,6 +120,8 @@ def print_summary(summary: RunSummary, out: TextIO | None = None) -> None:
         print(
             f"  {'pass' if passed else 'FAIL':<5} {asset}:{name}  {description}".rstrip(), file=out
         )
+    for asset, name, _, description in sorted(summary.warnings):
+        print(f"  WARN  {asset}:{name}  {description}".rstrip(), file=out)
     if summary.findings:
         print("\nMonitoring (findings about the data; they do not fail the run)", file=out)
     for asset, name, passed, description in sorted(

@@ -9,7 +9,7 @@ import dagster as dg
 from churn_assets.resources import WarehouseResource
 from warehouse.connection import LEDGER_TABLE, Warehouse
 from warehouse.contract import TABLES
-from warehouse.ingestion import landing_files
+from warehouse.landing import landing_files
 
 # The run covers ingestion and the feature tables it feeds; checks gate each step.
 LANDING_TARGET = dg.AssetSelection.groups("raw", "staging", "feature_engineering", "features")

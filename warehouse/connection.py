@@ -66,6 +66,23 @@ class Session:
         for batch in reader:
             yield batch.to_pandas()
 
+    def lock(self, name: str) -> None:
+        """Hold an advisory lock named `name` until the transaction ends (Postgres), so
+        concurrent runs of the same work queue up. DuckDB needs none: one process
+        writes a DuckDB file at a time."""
+        if self.is_postgres:
+            self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Postgres: an error inside undoes only the statements inside. DuckDB has no
+        savepoints: there an error aborts the whole transaction."""
+        if self.is_postgres:
+            with self.raw.transaction():
+                yield
+        else:
+            yield
+
     def stage(self, frame: pd.DataFrame, like_table: str) -> str:
         """Load frame into a temporary table shaped like like_table; returns its
         schema-qualified name. The name always carries the session's temporary schema:
@@ -159,9 +176,16 @@ class Warehouse:
         All raw tables always exist (possibly empty) so dbt sources resolve even for
         data sets without subscriptions or labels."""
         with self.transaction() as s:
+            # Concurrent CREATE ... IF NOT EXISTS can collide on Postgres: one at a time.
+            s.lock("churn.ensure_raw_tables")
             s.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
             for table, columns in RAW_COLUMNS.items():
                 cols = ", ".join(f"{n} {t}" for n, t in [*columns, SOURCE_FILE_COLUMN])
                 s.execute(f"CREATE TABLE IF NOT EXISTS {RAW_SCHEMA}.{table} ({cols})")
             cols = ", ".join(f"{n} {t}" for n, t in LEDGER_COLUMNS)
             s.execute(f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} ({cols})")
+            # A file's content loads once per table, even if two runs race (ON CONFLICT).
+            s.execute(
+                f"CREATE UNIQUE INDEX IF NOT EXISTS ingestion_ledger_content "
+                f"ON {LEDGER_TABLE} (table_name, file_sha256)"
+            )

@@ -4,9 +4,12 @@ that every landing file (per file) and every raw table (as a whole) must satisfy
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -57,21 +60,83 @@ TIMESTAMP_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _not_in_future(now: dt.datetime) -> pa.Check:
+# Limits every file meets, whoever wrote it (README, "Bring your own data").
+ID_PATTERN = r"[A-Za-z0-9_.:@-]{1,64}"
+ID_RULE = "id_format (1-64 characters of A-Z a-z 0-9 _ . : @ -)"
+EVENT_TYPE_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
+EVENT_TYPE_RULE = "event_type_format (1-64 characters of A-Z a-z 0-9 _ . : -)"
+# Attribute columns become feature names (attr_<name>): identifiers only.
+ATTRIBUTE_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
+MAX_TEXT_CHARS = 1000
+TEXT_RULE = f"text_format (at most {MAX_TEXT_CHARS} characters, no control characters)"
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
+EARLIEST = dt.datetime(1970, 1, 1)
+# One format for text timestamps: ISO 8601 with a 4-digit year, optional time and
+# offset (naive = UTC). No day/month guessing, no 2-digit years, no epoch numbers.
+ISO_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?)?"
+    r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
+)
+ISO_RULE = "timestamp_format (ISO 8601: YYYY-MM-DD[Thh:mm[:ss[.ffffff]]][Z|+hh:mm])"
+FINITE_RULE = "finite_number (a number; not NaN, inf or beyond +-1.8e308)"
+
+
+def utc_now() -> dt.datetime:
+    """Now as a naive UTC timestamp: raw timestamps are stored as naive UTC."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _in_time_range(now: dt.datetime) -> pa.Check:
     return pa.Check(
-        lambda s: s.isna() | (s <= now), name="not_in_future", error=f"timestamp after {now}"
+        lambda s: s.isna() | ((s >= EARLIEST) & (s <= now)),
+        name="in_time_range",
+        error=f"in_time_range (from 1970-01-01 to now, {now:%Y-%m-%d %H:%M} UTC)",
     )
 
 
-def file_schema(table: str, now: dt.datetime | None = None) -> pa.DataFrameSchema:
-    """Rules one landing file must meet on its own (types, keys, ranges)."""
-    now = now or dt.datetime.now()
-    future = _not_in_future(now)
+def _matches(pattern: str, rule: str) -> pa.Check:
+    return pa.Check(lambda s: s.str.fullmatch(pattern), name=rule.split()[0], error=rule)
+
+
+def _is_text() -> pa.Check:
+    return pa.Check(
+        lambda s: (s.str.len() <= MAX_TEXT_CHARS) & ~s.str.contains(CONTROL_CHARACTERS),
+        name="text_format",
+        error=TEXT_RULE,
+    )
+
+
+def _event_types(allowed: Iterable[str]) -> list[pa.Check]:
+    vocabulary = sorted(set(allowed))
+    if not vocabulary:
+        return []
+    shown = ", ".join(vocabulary[:20]) + (" ..." if len(vocabulary) > 20 else "")
+    return [
+        pa.Check(
+            lambda s: s.isin(vocabulary),
+            name="event_type_vocabulary",
+            error=f"event_type_vocabulary (CHURN_EVENT_TYPES: {shown})",
+        )
+    ]
+
+
+def file_schema(
+    table: str, now: dt.datetime | None = None, event_types: Iterable[str] = ()
+) -> pa.DataFrameSchema:
+    """Rules one landing file must meet on its own (types, keys, ranges, formats).
+
+    event_types, when given, is the only vocabulary events may use."""
+    now = now or utc_now()
+    in_range = _in_time_range(now)
+    customer_id = pa.Column(str, _matches(ID_PATTERN, ID_RULE), nullable=False)
     if table == "customers":
         return pa.DataFrameSchema(
             {
-                "customer_id": pa.Column(str, nullable=False, unique=True),
-                "signup_at": pa.Column("datetime64[us]", future, nullable=False),
+                "customer_id": pa.Column(
+                    str, _matches(ID_PATTERN, ID_RULE), nullable=False, unique=True
+                ),
+                "signup_at": pa.Column("datetime64[us]", in_range, nullable=False),
             },
             strict=False,
             name="customers",
@@ -79,10 +144,10 @@ def file_schema(table: str, now: dt.datetime | None = None) -> pa.DataFrameSchem
     if table == "subscriptions":
         return pa.DataFrameSchema(
             {
-                "customer_id": pa.Column(str, nullable=False),
-                "started_at": pa.Column("datetime64[us]", future, nullable=False),
-                "ended_at": pa.Column("datetime64[us]", future, nullable=True),
-                "plan": pa.Column(str, nullable=True),
+                "customer_id": customer_id,
+                "started_at": pa.Column("datetime64[us]", in_range, nullable=False),
+                "ended_at": pa.Column("datetime64[us]", in_range, nullable=True),
+                "plan": pa.Column(str, _is_text(), nullable=True),
                 "monthly_revenue": pa.Column(float, pa.Check.ge(0), nullable=False),
             },
             checks=[
@@ -98,9 +163,13 @@ def file_schema(table: str, now: dt.datetime | None = None) -> pa.DataFrameSchem
     if table == "events":
         return pa.DataFrameSchema(
             {
-                "customer_id": pa.Column(str, nullable=False),
-                "occurred_at": pa.Column("datetime64[us]", future, nullable=False),
-                "event_type": pa.Column(str, pa.Check.str_length(min_value=1), nullable=False),
+                "customer_id": customer_id,
+                "occurred_at": pa.Column("datetime64[us]", in_range, nullable=False),
+                "event_type": pa.Column(
+                    str,
+                    [_matches(EVENT_TYPE_PATTERN, EVENT_TYPE_RULE), *_event_types(event_types)],
+                    nullable=False,
+                ),
                 "value": pa.Column(float, nullable=True),
             },
             strict=True,
@@ -109,8 +178,8 @@ def file_schema(table: str, now: dt.datetime | None = None) -> pa.DataFrameSchem
     if table == "labels":
         return pa.DataFrameSchema(
             {
-                "customer_id": pa.Column(str, nullable=False),
-                "as_of_date": pa.Column("datetime64[us]", future, nullable=False),
+                "customer_id": customer_id,
+                "as_of_date": pa.Column("datetime64[us]", in_range, nullable=False),
                 "churned": pa.Column(int, pa.Check.isin([0, 1]), nullable=False),
             },
             unique=list(UNIQUE_KEYS["labels"]),
@@ -121,17 +190,21 @@ def file_schema(table: str, now: dt.datetime | None = None) -> pa.DataFrameSchem
 
 
 def table_schema(
-    table: str, known_customers: Iterable[str] | None = None, now: dt.datetime | None = None
+    table: str,
+    known_customers: Iterable[str] | None = None,
+    now: dt.datetime | None = None,
+    event_types: Iterable[str] = (),
 ) -> pa.DataFrameSchema:
     """Rules a whole raw table must meet: the file rules plus cross-file ones
     (keys unique over all batches, every row's customer exists)."""
-    schema = file_schema(table, now)
+    schema = file_schema(table, now, event_types)
     if table != "customers" and known_customers is not None:
         known = pd.Index(list(known_customers))
         schema = schema.update_column(
             "customer_id",
             checks=[
-                pa.Check(lambda s: s.isin(known), name="customer_exists", error="unknown customer")
+                _matches(ID_PATTERN, ID_RULE),
+                pa.Check(lambda s: s.isin(known), name="customer_exists", error="unknown customer"),
             ],
         )
     return schema
@@ -148,12 +221,12 @@ class ContractViolation:
     examples: list[str]
 
     def describe(self) -> str:
-        shown = ", ".join(str(r) for r in self.rows[:10])
+        rows = ", ".join(str(r) for r in self.rows[:10])
         more = f" and {len(self.rows) - 10} more" if len(self.rows) > 10 else ""
         values = ", ".join(self.examples[:5])
-        subject = "the file" if self.column == FILE_LEVEL else f"column '{self.column}' fails"
-        where = f" at rows {shown}{more}" if self.rows else ""
-        return f"{subject} {self.check}{where}" + (f" (values: {values})" if values else "")
+        subject = "the file" if self.column == FILE_LEVEL else f"column '{self.column}'"
+        where = f" at rows {rows}{more}" if self.rows else ""
+        return f"{subject} fails {self.check}{where}" + (f" (values: {values})" if values else "")
 
 
 class ContractError(ValueError):
@@ -166,53 +239,198 @@ class ContractError(ValueError):
         super().__init__(f"{source} breaks the raw data contract:\n  {lines}")
 
 
-def normalize(table: str, frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Coerce types the way files commonly carry them (CSV text, tz-aware timestamps).
+OPTIONAL_COLUMNS = {"subscriptions": {"ended_at", "plan"}, "events": {"value"}}
+NUMBER_COLUMNS = {
+    "subscriptions": ("monthly_revenue",),
+    "events": ("value",),
+    "labels": ("churned",),
+}
+TEXT_COLUMNS = ("customer_id", "event_type", "plan")
 
-    Values that cannot be read become violations naming the column and the rows."""
+
+def normalize(
+    table: str, frame: pd.DataFrame, source: str, timestamp_format: str | None = None
+) -> pd.DataFrame:
+    """Bring a file's columns to the contract's types: text timestamps (ISO 8601, or
+    timestamp_format when the file declares one) and timestamp columns to naive UTC,
+    numbers to finite floats, ids to text.
+
+    Values that cannot be read become violations naming the column, the rows and the
+    rule; nothing is guessed (no day/month swaps, no epoch numbers as dates)."""
+    _check_columns(table, frame, source)
     frame = frame.copy()
     violations: list[ContractViolation] = []
-    expected = dict(RAW_COLUMNS[table])
-    required = list(expected) if table != "customers" else ["customer_id", "signup_at"]
-    optional = {"subscriptions": {"ended_at", "plan"}, "events": {"value"}}.get(table, set())
-    missing = [c for c in required if c not in frame.columns and c not in optional]
-    if missing:
-        raise ContractError(
-            source,
-            [ContractViolation(c, "is missing (required column)", [], []) for c in missing],
-        )
-    for column in optional - set(frame.columns):
+    for column in OPTIONAL_COLUMNS.get(table, set()) - set(frame.columns):
         frame[column] = None
     for column in TIMESTAMP_COLUMNS.get(table, ()):
-        raw = frame[column]
-        parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
-        bad = parsed.isna() & raw.notna()
-        if bad.any():
-            violations.append(_violation(column, "timestamp parsing", frame.index[bad], raw[bad]))
-        frame[column] = parsed.dt.tz_convert(None).astype("datetime64[us]")
-    numeric = {"subscriptions": ("monthly_revenue",), "events": ("value",), "labels": ("churned",)}
-    for column in numeric.get(table, ()):
-        raw = frame[column]
-        parsed = pd.to_numeric(raw, errors="coerce")
-        bad = parsed.isna() & raw.notna()
-        if bad.any():
-            violations.append(_violation(column, "number parsing", frame.index[bad], raw[bad]))
-        frame[column] = parsed.astype("Int64" if column == "churned" else "float64")
-    for column in ("customer_id", "event_type", "plan"):
+        frame[column], found = _timestamps(column, frame[column], timestamp_format)
+        violations += found
+    for column in NUMBER_COLUMNS.get(table, ()):
+        frame[column], found = _numbers(column, frame[column])
+        violations += found
+    if table == "labels":
+        churned = frame["churned"]
+        fractional = churned.notna() & (churned % 1 != 0)
+        if fractional.any():
+            violations.append(
+                _violation(
+                    "churned", "label_value (0 or 1)", frame.index[fractional], churned[fractional]
+                )
+            )
+    if table == "customers":
+        violations += _attribute_violations(frame)
+    for column in TEXT_COLUMNS:
         if column in frame.columns:
-            frame[column] = frame[column].astype("string").astype(object)
-            frame[column] = frame[column].where(frame[column].notna(), None)
+            frame[column] = _text(frame[column])
     if violations:
         raise ContractError(source, violations)
-    if table == "labels" and frame["churned"].notna().all():
-        frame["churned"] = frame["churned"].astype("int64")
+    if table == "labels":
+        frame["churned"] = frame["churned"].astype("Int64")
+        if frame["churned"].notna().all():
+            frame["churned"] = frame["churned"].astype("int64")
     return frame
+
+
+def _check_columns(table: str, frame: pd.DataFrame, source: str) -> None:
+    """The header: names unique, required columns present, nothing extra (customers:
+    extra columns are attributes, named like identifiers)."""
+    names = [str(c) for c in frame.columns]
+    expected = [c for c, _ in RAW_COLUMNS[table]]
+    optional = OPTIONAL_COLUMNS.get(table, set())
+    violations = [
+        ContractViolation(name, "unique_column_name (appears more than once in the header)", [], [])
+        for name in sorted({n for n in names if names.count(n) > 1})
+    ]
+    violations += [
+        ContractViolation(c, "required_column (missing)", [], [])
+        for c in expected
+        if c not in names and c not in optional
+    ]
+    extra = [n for n in names if n not in expected]
+    if table == "customers":
+        violations += [
+            ContractViolation(
+                n, "attribute_name (an identifier: A-Z a-z 0-9 _, at most 64 characters)", [], []
+            )
+            for n in extra
+            if not re.fullmatch(ATTRIBUTE_NAME_PATTERN, n)
+        ]
+    else:
+        violations += [
+            ContractViolation(
+                n, f"known_column (not a {table} column; expected {', '.join(expected)})", [], []
+            )
+            for n in extra
+        ]
+    if violations:
+        raise ContractError(source, violations)
+
+
+def _timestamps(
+    column: str, raw: pd.Series, declared_format: str | None
+) -> tuple[pd.Series, list[ContractViolation]]:
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        return raw.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]"), []
+    if pd.api.types.is_datetime64_dtype(raw):
+        return raw.astype("datetime64[us]"), []
+    present = raw.notna()
+    empty = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us]")
+    if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+        rule = "timestamp_format (numbers are not timestamps: epoch seconds are ambiguous)"
+        return empty, (
+            [_violation(column, rule, raw.index[present], raw[present])] if present.any() else []
+        )
+    is_text = raw.map(lambda v: isinstance(v, str)).astype(bool)
+    text = raw.where(is_text & present)
+    violations: list[ContractViolation] = []
+    if declared_format is None:
+        rule = ISO_RULE
+        well_formed = is_text & text.fillna("").str.fullmatch(ISO_TIMESTAMP)
+        parsed = pd.to_datetime(
+            text.where(well_formed), format="ISO8601", utc=True, errors="coerce"
+        )
+    else:
+        rule = f"timestamp_format (declared: {declared_format})"
+        parsed = pd.to_datetime(text, format=declared_format, exact=True, utc=True, errors="coerce")
+        well_formed = is_text & parsed.notna()
+    # date and datetime objects: what database drivers return for stored rows
+    typed = raw.map(lambda v: isinstance(v, dt.date)).astype(bool)
+    if typed.any():
+        parsed = parsed.where(~typed, pd.to_datetime(raw.where(typed), utc=True, errors="coerce"))
+        well_formed |= typed
+    malformed = present & ~well_formed
+    if malformed.any():
+        violations.append(_violation(column, rule, raw.index[malformed], raw[malformed]))
+    impossible = well_formed & parsed.isna()  # the shape of a date, but not one (2024-02-30)
+    if impossible.any():
+        violations.append(
+            _violation(
+                column,
+                "timestamp_value (no such date or time)",
+                raw.index[impossible],
+                raw[impossible],
+            )
+        )
+    return parsed.dt.tz_convert(None).astype("datetime64[us]"), violations
+
+
+def _numbers(column: str, raw: pd.Series) -> tuple[pd.Series, list[ContractViolation]]:
+    present = raw.notna()
+    if pd.api.types.is_bool_dtype(raw) or pd.api.types.is_numeric_dtype(raw):
+        parsed = raw.astype("float64")
+    elif pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_timedelta64_dtype(raw):
+        parsed = pd.Series(np.nan, index=raw.index)
+    else:
+        parsed = pd.to_numeric(raw.map(_number_or_nan), errors="coerce").astype("float64")
+    bad = present & ~np.isfinite(parsed)
+    violations = [_violation(column, FINITE_RULE, raw.index[bad], raw[bad])] if bad.any() else []
+    return parsed, violations
+
+
+def _number_or_nan(value: object) -> object:
+    """Text and numbers pass on to to_numeric; anything else (bytes, lists) is no number."""
+    return value if isinstance(value, str | int | float | decimal.Decimal) else np.nan
+
+
+def _attribute_violations(frame: pd.DataFrame) -> list[ContractViolation]:
+    """Attribute values: finite numbers, or text within the text limits."""
+    violations = []
+    for column in frame.columns:
+        if column in ("customer_id", "signup_at"):
+            continue
+        values = frame[column]
+        if pd.api.types.is_bool_dtype(values):
+            continue
+        if pd.api.types.is_numeric_dtype(values):
+            bad = values.notna() & ~np.isfinite(values.astype("float64"))
+            rule = FINITE_RULE
+        else:
+            text = _text(values)
+            bad = text.notna() & (
+                (text.str.len() > MAX_TEXT_CHARS) | text.str.contains(CONTROL_CHARACTERS)
+            ).fillna(False).astype(bool)
+            rule = TEXT_RULE
+        if bad.any():
+            violations.append(_violation(column, rule, frame.index[bad], values[bad]))
+    return violations
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Text as Python str objects, missing values as None (what pandera and drivers expect)."""
+    text = values.astype("string").astype(object)
+    return text.where(text.notna(), None)
 
 
 def _violation(column: str, check: str, index: pd.Index, values: pd.Series) -> ContractViolation:
     return ContractViolation(
-        column, check, [int(i) + 1 for i in index], [repr(v) for v in values.head(5).tolist()]
+        column, check, [int(i) + 1 for i in index], [shown(v) for v in values.head(5).tolist()]
     )
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value as a report shows it: repr, cut short (a bad file may hold megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def validate(schema: pa.DataFrameSchema, frame: pd.DataFrame, source: str) -> None:
@@ -242,5 +460,5 @@ def _violations(cases: pd.DataFrame) -> list[ContractViolation]:
 
 def _case_violation(column: str, check: str, group: pd.DataFrame) -> ContractViolation:
     rows = sorted({int(i) + 1 for i in group["index"].dropna()})
-    examples = [repr(v) for v in group["failure_case"].dropna().head(5).tolist()]
+    examples = [shown(v) for v in group["failure_case"].dropna().head(5).tolist()]
     return ContractViolation(column, check, rows, examples)

@@ -22,6 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from warehouse.landing import write_parquet
+
 DriftKind = Literal["price_increase", "usage_drop", "new_region"]
 DRIFT_KINDS: tuple[str, ...] = ("price_increase", "usage_drop", "new_region")
 
@@ -291,7 +293,7 @@ def generate(
                 frame = _concat_rows(parts, schema)
                 if table == "subscriptions":
                     frame = _latest_state(frame)
-                pq.write_table(frame, landing_dir / table / f"{day.isoformat()}.parquet")
+                write_parquet(frame, landing_dir / table / f"{day.isoformat()}.parquet")
                 counts[table] += frame.num_rows
                 counts["files"] += 1
         if progress and (t + 1) % 30 == 0:
@@ -476,7 +478,7 @@ def _write_customers(
             }
         )
         day = start + dt.timedelta(days=int(t))
-        pq.write_table(frame, landing_dir / "customers" / f"{day.isoformat()}.parquet")
+        write_parquet(frame, landing_dir / "customers" / f"{day.isoformat()}.parquet")
         counts["files"] += 1
 
 

@@ -1,22 +1,26 @@
-"""Landing zone -> raw tables, once per file, all-or-nothing.
+"""Landing zone -> raw tables, once per file; bad files are set aside, good ones load.
 
-Each new file (by content hash) is read, normalized and validated against the raw
-contract; a bad file is moved to `landing/_rejected/<table>/` with a report and the
-whole run stops before anything is written. Good files load in one transaction
-together with their ingestion-ledger rows, so a failure mid-batch changes nothing and
-re-ingesting a file is a no-op."""
+Each complete landing file (see warehouse.landing) whose content (by hash) is not in
+the ingestion ledger is read, normalized and validated against the raw contract. A
+file that breaks it is moved to `landing/_rejected/<table>/` with a report naming the
+file, the column, the rows and the rule, and the run goes on with the other files: a
+bad file is rejected whole and never blocks the good ones, nor stays to fail every
+run. Good files load in one transaction together with their ledger rows, so a failure
+mid-run changes nothing and re-ingesting a file is a no-op. On Postgres the run holds
+an advisory lock per table for that transaction and the ledger has a unique key on the
+content hash, so concurrent runs never load a file twice."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import shutil
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
+from psycopg.errors import DataError
 
 from warehouse.connection import LEDGER_TABLE, Session, Warehouse
 from warehouse.contract import (
@@ -29,11 +33,24 @@ from warehouse.contract import (
     ContractViolation,
     file_schema,
     normalize,
+    shown,
+    utc_now,
     validate,
 )
+from warehouse.landing import REJECTED_DIR, landing_files, read_content, write_bytes
 
-SUFFIXES = (".parquet", ".csv")
-REJECTED_DIR = "_rejected"
+# Keys a new file may not repeat from rows already loaded (subscriptions upsert instead).
+INSERT_ONLY_KEYS: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id",),
+    "labels": ("customer_id", "as_of_date"),
+}
+
+
+@dataclass(frozen=True)
+class RejectedFile:
+    name: str
+    report: Path
+    reason: str  # the first violation, for one-line summaries
 
 
 @dataclass
@@ -42,46 +59,45 @@ class TableIngestReport:
     files: list[str] = field(default_factory=list)
     rows: int = 0
     skipped_files: int = 0
+    rejected: list[RejectedFile] = field(default_factory=list)
 
-
-class IngestionError(RuntimeError):
-    """One or more landing files broke the contract; nothing was ingested."""
-
-
-def landing_files(landing_dir: Path, table: str) -> list[Path]:
-    folder = landing_dir / table
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
+    def rejected_line(self, landing_dir: Path) -> str:
+        """One line for the run log: what was set aside, where, and that the rest loaded."""
+        names = ", ".join(r.name for r in self.rejected[:5])
+        more = f" and {len(self.rejected) - 5} more" if len(self.rejected) > 5 else ""
+        return (
+            f"{self.table}: {len(self.rejected)} file(s) REJECTED and moved to "
+            f"{landing_dir / REJECTED_DIR / self.table} ({names}{more}; the reason is in "
+            f"<file>.error.txt, e.g. {self.rejected[0].reason}); "
+            f"{len(self.files)} good file(s) ingested"
+        )
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_file(path: Path) -> pd.DataFrame:
-    if path.suffix.lower() == ".parquet":
-        return pq.read_table(path).to_pandas()
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-
-
-def load_valid_file(table: str, path: Path, now: dt.datetime | None = None) -> pd.DataFrame:
-    """Read one file and check it against the contract; raises ContractError naming
-    the file, the column and the offending rows."""
-    try:
-        frame = read_file(path)
-    except Exception as exc:  # unreadable file: same treatment as a contract breach
-        unreadable = ContractViolation(
-            FILE_LEVEL, f"cannot be read as {path.suffix}: {exc}", [], []
-        )
-        raise ContractError(str(path), [unreadable]) from exc
-    frame = normalize(table, frame, str(path))
-    validate(file_schema(table, now), frame, str(path))
+def valid_frame(
+    table: str,
+    content: bytes,
+    suffix: str,
+    source: str,
+    now: dt.datetime | None = None,
+    event_types: Iterable[str] = (),
+    timestamp_format: str | None = None,
+) -> pd.DataFrame:
+    """A file's content checked against the contract; raises ContractError naming the
+    file, the column, the rows and the rule."""
+    frame = read_content(content, suffix, source)
+    frame = normalize(table, frame, source, timestamp_format)
+    validate(file_schema(table, now, event_types), frame, source)
     return frame
+
+
+def load_valid_file(
+    table: str, path: Path, now: dt.datetime | None = None, event_types: Iterable[str] = ()
+) -> pd.DataFrame:
+    return valid_frame(table, path.read_bytes(), path.suffix, str(path), now, event_types)
 
 
 def split_customers(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -113,101 +129,167 @@ class Ingestor:
         warehouse: Warehouse,
         landing_dir: Path,
         progress: Callable[[str], None] | None = None,
+        event_types: Iterable[str] | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.landing_dir = landing_dir
         self.progress = progress or (lambda _msg: None)
-
-    def pending_files(self, table: str) -> list[tuple[Path, str]]:
-        """Landing files of a table whose content has not been ingested yet."""
-        self.warehouse.ensure_raw_tables()
-        ledger = self.warehouse.query_df(
-            f"SELECT file_name, file_sha256 FROM {LEDGER_TABLE} WHERE table_name = ?", (table,)
+        self.event_types = tuple(
+            warehouse.settings.event_types if event_types is None else event_types
         )
-        seen = set(ledger["file_sha256"])
-        ingested_names = set(ledger["file_name"])
-        pending = []
-        for path in landing_files(self.landing_dir, table):
-            sha = file_sha256(path)
-            if sha not in seen and path.name in ingested_names:
-                # Landing files are immutable: new content under an old name would
-                # duplicate rows (events have no key), so it is refused, not appended.
-                error = ContractError(
-                    str(path),
-                    [
-                        ContractViolation(
-                            FILE_LEVEL,
-                            "was already ingested with other content; "
-                            "give new batches new names, or `make clean` to start over",
-                            [],
-                            [],
-                        )
-                    ],
-                )
-                self._reject(table, path, error)
-                raise IngestionError(f"nothing was ingested:\n{error}")
-            if sha not in seen:
-                pending.append((path, sha))
-                seen.add(sha)  # the same content twice in one folder loads once
-        return pending
 
     def ingest(self, table: str) -> TableIngestReport:
+        """Load every new landing file of table; set aside the ones that break the
+        contract. Raises only for failures of the warehouse itself (then nothing of
+        this run is loaded, and the next run starts over)."""
         if table not in TABLES:
             raise ValueError(f"unknown raw table {table!r}")
+        self.warehouse.ensure_raw_tables()
         report = TableIngestReport(table)
-        pending = self.pending_files(table)
-        report.skipped_files = len(landing_files(self.landing_dir, table)) - len(pending)
-        if not pending:
-            return report
-        frames: list[tuple[Path, str, pd.DataFrame]] = []
-        errors: list[ContractError] = []
-        for path, sha in pending:
-            try:
-                frames.append((path, sha, load_valid_file(table, path)))
-            except ContractError as exc:
-                errors.append(exc)
-                self._reject(table, path, exc)
-        if errors:
-            details = "\n".join(str(e) for e in errors)
-            raise IngestionError(
-                f"{len(errors)} {table} file(s) rejected (moved to "
-                f"{self.landing_dir / REJECTED_DIR / table}); nothing was ingested:\n{details}"
-            )
-        self.progress(f"{table}: loading {len(frames)} new file(s)")
+        now = utc_now()
         with self.warehouse.transaction() as session:
-            for i, (path, sha, frame) in enumerate(frames, start=1):
-                self._load(session, table, path.name, frame)
-                session.execute(
-                    f"INSERT INTO {LEDGER_TABLE} VALUES (?, ?, ?, ?, ?)",
-                    (table, path.name, sha, len(frame), dt.datetime.now()),
-                )
+            # Concurrent runs queue here; the ledger read below then sees their files.
+            session.lock(f"churn.ingest.{table}")
+            ledger = session.query_df(
+                f"SELECT file_name, file_sha256 FROM {LEDGER_TABLE} WHERE table_name = ?",
+                (table,),
+            )
+            seen = set(ledger["file_sha256"])
+            ingested_names = set(ledger["file_name"])
+            for path in landing_files(self.landing_dir, table):
+                try:
+                    content = path.read_bytes()
+                except FileNotFoundError:  # set aside meanwhile (by a run without the lock)
+                    continue
+                sha = hashlib.sha256(content).hexdigest()
+                if sha in seen:  # the same content twice (under any name) loads once
+                    report.skipped_files += 1
+                    continue
+                try:
+                    if path.name in ingested_names:
+                        raise _renamed_content_error(path)
+                    frame = valid_frame(
+                        table, content, path.suffix, str(path), now, self.event_types
+                    )
+                    if not self._load(session, table, path, sha, frame):
+                        report.skipped_files += 1
+                        continue
+                except ContractError as exc:
+                    rejected = self._reject(table, path, exc, now)
+                    report.rejected.append(rejected)
+                    self.progress(f"{table}: rejected {path.name}: {rejected.reason}")
+                    continue
+                seen.add(sha)
                 report.files.append(path.name)
                 report.rows += len(frame)
-                if i % 50 == 0:
-                    self.progress(f"{table}: {i}/{len(frames)} files, {report.rows:,} rows")
+                if len(report.files) % 50 == 0:
+                    self.progress(f"{table}: {len(report.files)} files, {report.rows:,} rows")
         return report
 
-    def _load(self, session: Session, table: str, file_name: str, frame: pd.DataFrame) -> None:
-        if table == "customers":
-            customers, attributes = split_customers(frame)
-            _append(session, "customers", customers, file_name)
-            if len(attributes):
-                _append(session, "customer_attributes", attributes, file_name)
-            return
-        _append(session, table, frame, file_name)
+    def _load(
+        self, session: Session, table: str, path: Path, sha: str, frame: pd.DataFrame
+    ) -> bool:
+        """Stage the file, refuse keys already loaded, claim its ledger row, insert.
+        False when the ledger already holds this content (a concurrent run loaded it).
 
-    def _reject(self, table: str, path: Path, error: ContractError) -> None:
+        On Postgres this runs in a savepoint, so a value the database refuses undoes
+        only this file, which is then rejected like any other contract breach."""
+        try:
+            with session.savepoint():
+                main, attributes = split_customers(frame) if table == "customers" else (frame, None)
+                staged = _stage(session, table, main, path.name)
+                _refuse_loaded_keys(session, table, staged, main, str(path))
+                claimed = session.query_df(
+                    f"INSERT INTO {LEDGER_TABLE} VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (table_name, file_sha256) DO NOTHING RETURNING file_sha256",
+                    (table, path.name, sha, len(frame), dt.datetime.now()),
+                )
+                if claimed.empty:
+                    return False
+                _insert_staged(session, table, staged)
+                if attributes is not None and len(attributes):
+                    _insert_staged(
+                        session,
+                        "customer_attributes",
+                        _stage(session, "customer_attributes", attributes, path.name),
+                    )
+        except DataError as exc:
+            refused = ContractViolation(FILE_LEVEL, f"warehouse_accepts ({exc})", [], [])
+            raise ContractError(str(path), [refused]) from exc
+        return True
+
+    def _reject(
+        self, table: str, path: Path, error: ContractError, now: dt.datetime
+    ) -> RejectedFile:
+        """Move the file aside with its report (written first: a crash in between
+        leaves the file where the next run rejects it again)."""
         target = self.landing_dir / REJECTED_DIR / table
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(path), target / path.name)
-        (target / f"{path.name}.error.txt").write_text(str(error) + "\n")
+        report = target / f"{path.name}.error.txt"
+        text = (
+            f"{error}\n\nRejected {now:%Y-%m-%d %H:%M:%S} UTC while ingesting "
+            f"{RAW_SCHEMA}.{table}; nothing of this file was loaded, the other files "
+            "were. Fix it and land it again (see README, Bring your own data).\n"
+        )
+        write_bytes(text.encode(), report)
+        os.replace(path, target / path.name)
+        reason = error.violations[0].describe() if error.violations else "see the report"
+        return RejectedFile(path.name, report, reason)
 
 
-def _append(session: Session, table: str, frame: pd.DataFrame, file_name: str) -> None:
+def _renamed_content_error(path: Path) -> ContractError:
+    # Landing files are immutable: new content under an old name would duplicate rows
+    # (events have no key), so it is refused, not appended.
+    return ContractError(
+        str(path),
+        [
+            ContractViolation(
+                FILE_LEVEL,
+                "immutable_name (was already ingested with other content; give new "
+                "batches new names, or `make clean` to start over)",
+                [],
+                [],
+            )
+        ],
+    )
+
+
+def _stage(session: Session, table: str, frame: pd.DataFrame, file_name: str) -> str:
     columns = [c for c, _ in RAW_COLUMNS[table]]
-    frame = frame[columns].assign(_source_file=file_name)
+    return session.stage(frame[columns].assign(_source_file=file_name), f"{RAW_SCHEMA}.{table}")
+
+
+def _refuse_loaded_keys(
+    session: Session, table: str, staged: str, frame: pd.DataFrame, source: str
+) -> None:
+    """Keys unique over the whole table may not repeat a row an earlier file loaded."""
+    keys = INSERT_ONLY_KEYS.get(table)
+    if not keys:
+        return
+    match = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    columns = ", ".join(f"s.{k}" for k in keys)
+    loaded = session.query_df(
+        f"SELECT {columns}, min(t._source_file) AS earlier FROM {staged} s "
+        f"JOIN {RAW_SCHEMA}.{table} t ON {match} GROUP BY {columns}"
+    )
+    if loaded.empty:
+        return
+    for key in keys:  # drivers return dates as dates; compare in the frame's types
+        loaded[key] = loaded[key].astype(frame[key].dtype)
+    repeated = pd.MultiIndex.from_frame(loaded[list(keys)])
+    rows = frame.index[pd.MultiIndex.from_frame(frame[list(keys)]).isin(repeated)]
+    examples = [shown(v) for v in frame.loc[rows, keys[0]].head(5)]
+    rule = (
+        f"unique_over_table (already loaded from {loaded['earlier'].iloc[0]}"
+        + (" and others" if loaded["earlier"].nunique() > 1 else "")
+        + ")"
+    )
+    raise ContractError(
+        source, [ContractViolation(", ".join(keys), rule, [int(i) + 1 for i in rows], examples)]
+    )
+
+
+def _insert_staged(session: Session, table: str, staged: str) -> None:
     qualified = f"{RAW_SCHEMA}.{table}"
-    staged = session.stage(frame, qualified)
     keys = UPSERT_KEYS.get(table)
     if keys:
         match = " AND ".join(f"t.{k} = s.{k}" for k in keys)

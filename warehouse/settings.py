@@ -82,6 +82,8 @@ class Settings:
     redis_url: str = ""
     churn: ChurnDefinition = field(default_factory=ChurnDefinition)
     event_families: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENT_FAMILIES))
+    # the only event types landing files may use; empty: any name within the contract
+    event_types: tuple[str, ...] = ()
 
     @property
     def landing_dir(self) -> Path:
@@ -188,4 +190,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         redis_url=env.get("REDIS_URL", ""),
         churn=churn,
         event_families=families,
+        event_types=_split_list(env.get("CHURN_EVENT_TYPES", "")),
     )

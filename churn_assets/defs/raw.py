@@ -1,6 +1,9 @@
-"""Raw tables filled from the landing zone, each guarded by a blocking pandera check."""
+"""Raw tables filled from the landing zone, each guarded by a blocking pandera check.
 
-import datetime as dt
+A landing file that breaks the contract is set aside by ingestion and the run goes on
+with the good files; the asset says so in its log, its metadata and a WARN check
+(`landing_files_accepted`), which does not block anything downstream."""
+
 from collections.abc import Iterator
 
 import dagster as dg
@@ -22,6 +25,7 @@ from warehouse.ingestion import Ingestor
 
 GROUP = "raw"
 CHECK_BATCH_ROWS = 1_000_000
+ACCEPTED_CHECK = "landing_files_accepted"
 
 
 def raw_key(table: str) -> dg.AssetKey:
@@ -38,21 +42,57 @@ def _table_rows(warehouse: Warehouse, table: str) -> int:
     return int(warehouse.query_df(f"SELECT count(*) AS n FROM {RAW_SCHEMA}.{table}")["n"].iloc[0])
 
 
-def _ingest(context: dg.AssetExecutionContext, resource: WarehouseResource, table: str) -> dict:
+def _ingest(
+    context: dg.AssetExecutionContext, resource: WarehouseResource, table: str
+) -> tuple[dict, dg.AssetCheckResult]:
+    """Ingest table's new landing files -> (materialization metadata, the WARN check
+    result saying whether any file was set aside)."""
     settings = resource.settings()
     warehouse = Warehouse(settings)
     report = Ingestor(warehouse, settings.landing_dir, progress=context.log.info).ingest(table)
     context.log.info(
         f"{table}: {len(report.files)} new file(s), {report.rows:,} rows; "
-        f"{report.skipped_files} already ingested"
+        f"{report.skipped_files} already ingested; {len(report.rejected)} rejected"
     )
-    return {
+    rejected = dg.MetadataValue.md(
+        "\n".join(f"- `{r.name}`: {r.reason} (report: `{r.report}`)" for r in report.rejected)
+        or "none"
+    )
+    if report.rejected:
+        context.log.warning(report.rejected_line(settings.landing_dir))
+    check = dg.AssetCheckResult(
+        asset_key=raw_key(table),
+        check_name=ACCEPTED_CHECK,
+        passed=not report.rejected,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            report.rejected_line(settings.landing_dir)
+            if report.rejected
+            else f"every new {table} file met the contract"
+        ),
+        metadata={"rejected_files": len(report.rejected), "rejected": rejected},
+    )
+    metadata = {
         "new_files": len(report.files),
         "new_rows": report.rows,
         "already_ingested_files": report.skipped_files,
+        "rejected_files": len(report.rejected),
+        "rejected": rejected,
         "latest_file": report.files[-1] if report.files else "",
         "warehouse": warehouse.describe(),
     }
+    return metadata, check
+
+
+def _accepted_check_spec(table: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        ACCEPTED_CHECK,
+        asset=raw_key(table),
+        description=(
+            f"WARN when new landing files broke the raw contract and were moved to "
+            f"landing/_rejected/{table}/ with a report; the good files were ingested."
+        ),
+    )
 
 
 def _materialize_result(warehouse: Warehouse, table: str, metadata: dict) -> dg.MaterializeResult:
@@ -82,22 +122,31 @@ def _raw_spec(table: str, description: str) -> dg.AssetSpec:
         _raw_spec("customers", "Customers (customer_id, signup_at) from landing/customers."),
         _raw_spec("customer_attributes", "Every extra column of a customers file, stored long."),
     ],
+    check_specs=[_accepted_check_spec("customers")],
     name="raw_customers",
 )
 def raw_customers(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> Iterator[dg.MaterializeResult]:
-    metadata = _ingest(context, warehouse, "customers")
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    metadata, check = _ingest(context, warehouse, "customers")
     wh = warehouse.warehouse()
     yield _materialize_result(wh, "customers", metadata)
     yield _materialize_result(wh, "customer_attributes", {})
+    yield check
 
 
 def _single_table_asset(table: str, description: str) -> dg.AssetsDefinition:
-    @dg.multi_asset(specs=[_raw_spec(table, description)], name=f"raw_{table}")
-    def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        metadata = _ingest(context, warehouse, table)
-        return _materialize_result(warehouse.warehouse(), table, metadata)
+    @dg.multi_asset(
+        specs=[_raw_spec(table, description)],
+        check_specs=[_accepted_check_spec(table)],
+        name=f"raw_{table}",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        metadata, check = _ingest(context, warehouse, table)
+        yield _materialize_result(warehouse.warehouse(), table, metadata)
+        yield check
 
     return _asset
 
@@ -121,7 +170,7 @@ def _known_customers(warehouse: Warehouse) -> list[str]:
 def check_raw_table(warehouse: Warehouse, table: str) -> dg.AssetCheckResult:
     """Validate a whole raw table against the contract, in batches; any violation fails."""
     known = None if table == "customers" else _known_customers(warehouse)
-    schema = table_schema(table, known_customers=known, now=dt.datetime.now())
+    schema = table_schema(table, known, event_types=warehouse.settings.event_types)
     columns = ", ".join(name for name, _ in RAW_COLUMNS[table])
     violations: list[str] = []
     rows = 0

@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 from warehouse.contract import file_schema, normalize, validate
 from warehouse.generator import GeneratorConfig, generate
 from warehouse.ground_truth import GroundTruth
-from warehouse.ingestion import landing_files, read_file
+from warehouse.landing import landing_files, read_file
 
 
 def _tables(landing):
