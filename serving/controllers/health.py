@@ -43,4 +43,5 @@ class HealthController(Controller):
     async def metrics(self, request: Request) -> bytes:
         metrics = request.app.state.metrics
         await metrics.live.refresh(request.app.state.redis)
+        await metrics.refresh_stream_backlog(request.app.state.redis)
         return metrics.render()
