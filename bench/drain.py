@@ -45,7 +45,15 @@ import redis
 
 from warehouse import prediction_log
 from warehouse.connection import Session, Warehouse
-from warehouse.prediction_log import COLUMNS, LOG_SCHEMA, PREDICTION_LOG, STREAM, drain
+from warehouse.prediction_log import (
+    COLUMNS,
+    DEFAULT_STREAM_CAP,
+    LOG_SCHEMA,
+    PREDICTION_LOG,
+    STREAM,
+    UNIQUE_KEY,
+    drain,
+)
 from warehouse.settings import Settings
 
 TARGET_PER_MINUTE = 1_000_000
@@ -80,9 +88,11 @@ def service_entries(n: int, explained: float, seed: int = 0) -> Iterator[tuple[s
         if rng.random() < explained:
             picked = rng.sample(REASON_FEATURES, 3)
             reasons = json.dumps([[f, round(rng.gauss(0, 0.5), 6)] for f in picked])
+        request_id = f"{rng.getrandbits(128):032x}"
         yield (
-            "XADD", STREAM, "*",
-            "request_id", f"{rng.getrandbits(128):032x}",
+            "XADD", STREAM, "MAXLEN", "~", str(DEFAULT_STREAM_CAP), "*",
+            "idempotency_key", request_id,
+            "request_id", request_id,
             "subject", "svc-scoring",
             "latency_ms", f"{rng.uniform(0.3, 4.0):.3f}",
             "logged_at", repr(now + i * 1e-4),
@@ -148,6 +158,7 @@ def naive_row(sid: bytes, fields: dict[bytes, bytes]) -> tuple[Any, ...]:
     logged = _number(get(b"logged_at", b""))
     return (
         sid.decode(),
+        get(b"idempotency_key", b"").decode() or sid.decode(),
         get(b"request_id", b"").decode(),
         get(b"subject", b"").decode(),
         get(b"customer_id", b"").decode(),
@@ -169,9 +180,10 @@ def naive_drain(client: redis.Redis, warehouse: Warehouse, sample: int) -> float
         s.execute(f"CREATE SCHEMA IF NOT EXISTS {LOG_SCHEMA}")
         cols = ", ".join(f"{n} {t}" for n, t in COLUMNS)
         s.execute(f"CREATE TABLE IF NOT EXISTS {NAIVE_TABLE} ({cols})")
+        s.execute(f"CREATE UNIQUE INDEX naive_key ON {NAIVE_TABLE} ({', '.join(UNIQUE_KEY)})")
     client.xgroup_create(STREAM, "naive", id="0")
     marks = ", ".join("?" for _ in COLUMNS)
-    insert = f"INSERT INTO {NAIVE_TABLE} VALUES ({marks}) ON CONFLICT (stream_id) DO NOTHING"
+    insert = f"INSERT INTO {NAIVE_TABLE} VALUES ({marks}) ON CONFLICT DO NOTHING"
     started = time.perf_counter()
     reply = cast(list, client.xreadgroup("naive", "bench", {STREAM: ">"}, count=sample))
     got = reply[0][1]
@@ -245,7 +257,8 @@ def first_entry_matches(warehouse: Warehouse, explained: float) -> bool:
     """The oldest row holds the first entry written (stream ids of one millisecond
     differ only in the sequence, so the smallest id sorts first as text too)."""
     command = next(service_entries(1, explained))
-    sent = dict(zip(command[3::2], command[4::2], strict=True))
+    fields = command[command.index("*") + 1 :]
+    sent = dict(zip(fields[0::2], fields[1::2], strict=True))
     row = warehouse.query_df(
         f"SELECT request_id, customer_id, probability, features_as_of, degraded "
         f"FROM {PREDICTION_LOG} ORDER BY stream_id LIMIT 1"

@@ -184,7 +184,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from churn_assets.definitions import defs
 
     with _instance(settings) as instance:
-        status = collect_status(defs, instance, Warehouse(settings), model_status_or_none())
+        status = collect_status(defs, instance, Warehouse(settings), model_status_or_none(settings))
     if args.json:
         print(json.dumps(status, indent=2, default=str))
     else:

@@ -12,7 +12,13 @@ from churn_assets.ml.config import ModelSettings, load_model_settings
 from churn_assets.ml.feature_matrix import load_training_frame
 from churn_assets.ml.lineage import code_version, dbt_manifest_hash
 from churn_assets.ml.metrics import evaluate
-from churn_assets.ml.promotion import PromotionError, model_status, promote, rollback
+from churn_assets.ml.promotion import (
+    PromotionError,
+    ledger_status,
+    model_status,
+    promote,
+    rollback,
+)
 from churn_assets.ml.registry import Registry
 from churn_assets.ml.training import TrainingChoice, fit_final, prepare_training_set
 from warehouse.connection import Warehouse
@@ -38,12 +44,16 @@ def _tracking_store_exists(uri: str) -> bool:
     return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
 
 
-def model_status_or_none() -> dict[str, Any] | None:
-    """Champion and challenger for `churn status`; None before anything was trained."""
+def model_status_or_none(settings: Settings) -> dict[str, Any] | None:
+    """Champion and challenger for `churn status`, and the promotion ledger against
+    them (a promotion or rollback a dead run left half-finished is repaired here);
+    None before anything was trained."""
     model_settings = load_model_settings()
     if not _tracking_store_exists(model_settings.tracking_uri):
         return None
-    return model_status(_registry(model_settings))
+    registry = _registry(model_settings)
+    ledger = ledger_status(registry, PromotionLedger(Warehouse(settings)), default_actor())
+    return {**model_status(registry), "ledger": ledger}
 
 
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:

@@ -149,13 +149,38 @@ def print_status(status: dict) -> None:
 
 def _print_models(models: dict | None) -> None:
     print("\nModels")
+    ledger = (models or {}).get("ledger")
     if not models or not (models.get("champion") or models.get("challenger")):
         print("  no promoted model yet: run `churn materialize` (or `make demo`)")
+    else:
+        for alias in ("champion", "challenger"):
+            info = models.get(alias)
+            if not info:
+                print(f"  {alias:<11} none")
+                continue
+            metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(info["metrics"].items()))
+            print(f"  {alias:<11} {models['model_name']} v{info['version']}  {metrics}")
+    if ledger:
+        _print_ledger(ledger)
+
+
+def _print_ledger(ledger: dict) -> None:
+    """Repairs of half-finished alias changes, and whether ledger and aliases agree."""
+    for fix in ledger["repaired"]:
+        moved = "had moved" if fix["state"] == "confirmed" else "had not moved"
+        print(
+            f"  ledger      repaired a half-finished {fix['action']} to "
+            f"v{fix['version_after']}: {fix['state']} (the {fix['alias']} alias {moved})"
+        )
+    if ledger["pending"]:
+        print(f"  ledger      {ledger['pending']} alias change(s) under way in another process")
+    if ledger["agrees"]:
+        print(f"  ledger      agrees with the aliases ({ledger['entries']} actions recorded)")
         return
-    for alias in ("champion", "challenger"):
-        info = models.get(alias)
-        if not info:
-            print(f"  {alias:<11} none")
-            continue
-        metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(info["metrics"].items()))
-        print(f"  {alias:<11} {models['model_name']} v{info['version']}  {metrics}")
+    for alias, recorded in ledger["recorded"].items():
+        actual = ledger["aliases"][alias]
+        if recorded != actual:
+            print(
+                f"  ledger      DISAGREES: {alias} alias v{actual or '-'}, ledger "
+                f"v{recorded or '-'} (moved outside churn promote / rollback?)"
+            )

@@ -59,7 +59,7 @@ def create_app(settings: ServingSettings | None = None) -> Litestar:
         # not the request-path connection: a 50 ms timeout on a large XADD pipeline
         # would resend entries Redis had already written
         log_wire = WireConnection(url, LOG_WRITE_TIMEOUT_SECONDS)
-        prediction_log = PredictionLog(log_wire)
+        prediction_log = PredictionLog(log_wire, stream_cap=settings.prediction_log_max_entries)
         metrics.watch_prediction_log(prediction_log)
         reloader = Reloader(events_client, holder, settings.reload_poll_seconds)
         app.state.update(

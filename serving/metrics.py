@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -14,12 +15,18 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
 
 from serving.live_metrics import LiveMetrics
 from serving.schemas import Prediction
+from warehouse.prediction_log import STREAM
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
     from serving.prediction_log import PredictionLog
+
+log = logging.getLogger("serving")
 
 # fine below 2 ms, where the latency budget lives (p50 0.5 ms, p99 2 ms)
 LATENCY_BUCKETS = (
@@ -73,6 +80,12 @@ class ServiceMetrics:
             "churn_redis_circuit_state", "Redis circuit breaker: 0 closed, 1 half open, 2 open",
             registry=r,
         )  # fmt: skip
+        self.stream_backlog = Gauge(
+            "churn_prediction_log_stream_backlog",
+            "Prediction-log entries in the Redis stream not yet drained into the warehouse "
+            "(the same stream for every worker)",
+            registry=r,
+        )
 
     def record(self, predictions: Sequence[Prediction]) -> None:
         """Count scored predictions by model version and variant, and add their
@@ -106,6 +119,22 @@ class ServiceMetrics:
             registry=self.registry,
         )
         waiting.set_function(lambda: len(log.buffer))
+        cap = Gauge(
+            "churn_prediction_log_stream_max_entries",
+            "Cap of the prediction-log stream: beyond it the oldest undrained entries are trimmed",
+            registry=self.registry,
+        )
+        cap.set(log.stream_cap)
+
+    async def refresh_stream_backlog(self, client: aioredis.Redis) -> None:
+        """XLEN at scrape time (the drain deletes what it moved, so the length is the
+        backlog); on a Redis error the last value stays."""
+        try:
+            backlog = await client.xlen(STREAM)
+        except (RedisError, OSError) as exc:
+            log.info("prediction-log backlog not refreshed: %s", type(exc).__name__)
+            return
+        self.stream_backlog.set(backlog)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,7 +1,13 @@
 """Every prediction appended to a Redis stream without blocking the response: requests
 add entries to an in-memory buffer, a background task writes them with one pipelined
 XADD batch every few milliseconds over a connection of its own. The `prediction_log` asset drains the stream into
-the warehouse; together they are the audit trail from data to each prediction."""
+the warehouse; together they are the audit trail from data to each prediction.
+
+Each entry carries an idempotency key: the client's `Idempotency-Key` header, or the
+request id the service gave the request. The warehouse keeps one row per (key, token
+subject, customer), so a client that resends a request after a timeout with the same
+header is logged once. Every XADD caps the stream (MAXLEN ~ CHURN_PREDICTION_LOG_MAX_ENTRIES):
+the drain deletes what it moved, so the cap only bites when the drain stops for long."""
 
 from __future__ import annotations
 
@@ -16,11 +22,27 @@ import hiredis
 from litestar import Request
 from redis.exceptions import DataError, RedisError
 
+from serving.errors import BadRequest
 from serving.redis_wire import PackedCommand, WireConnection, pack
 from serving.schemas import Prediction
-from warehouse.prediction_log import STREAM
+from warehouse.prediction_log import DEFAULT_STREAM_CAP, STREAM
 
 log = logging.getLogger("serving")
+IDEMPOTENCY_HEADER = b"idempotency-key"  # ASGI header names arrive lowercased
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def idempotency_key(request: Request) -> str:
+    """The request's `Idempotency-Key` header (1 to 255 visible ASCII characters; 400
+    otherwise), or its request id when the client sent none."""
+    for name, value in request.scope["headers"]:
+        if name == IDEMPOTENCY_HEADER:
+            if 0 < len(value) <= MAX_IDEMPOTENCY_KEY and all(0x21 <= b <= 0x7E for b in value):
+                return value.decode("ascii")
+            raise BadRequest(
+                f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            )
+    return str(request.state.request_id)
 
 
 class PredictionLog:
@@ -30,11 +52,14 @@ class PredictionLog:
         max_buffer: int = 200_000,
         interval: float = 0.005,
         max_batch: int = 256,
+        stream_cap: int = DEFAULT_STREAM_CAP,
     ) -> None:
         """Entries wait about `interval` seconds. A flush writes at most `max_batch`
         entries: reading their replies is work on the event loop, and a long pause there
-        would make concurrent requests miss their Redis timeout."""
+        would make concurrent requests miss their Redis timeout. Redis trims the stream to
+        about `stream_cap` entries, the oldest first (approximate trimming is cheap)."""
         self.client = client
+        self.stream_cap = stream_cap
         self.interval = interval
         self.max_batch = max_batch
         # bounded: while Redis is down the oldest entries go first, and are counted
@@ -48,11 +73,16 @@ class PredictionLog:
         self._task: asyncio.Task | None = None
         self._flushing = asyncio.Lock()
 
-    def append(self, request: Request, predictions: list[Prediction]) -> None:
+    def append(
+        self, request: Request, predictions: list[Prediction], key: str | None = None
+    ) -> None:
+        """Buffer one entry per scored prediction; `key` is the request's idempotency
+        key (default: its request id)."""
         state = request.state
         latency_ms = f"{(time.perf_counter() - state.started) * 1000:.3f}"
         head = (
-            "XADD", STREAM, "*",
+            "XADD", STREAM, "MAXLEN", "~", str(self.stream_cap), "*",
+            "idempotency_key", key or state.request_id,
             "request_id", state.request_id,
             "subject", request.user.subject,
             "latency_ms", latency_ms,

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from churn_assets.ml.config import ModelSettings, load_model_settings
+from warehouse.prediction_log import DEFAULT_STREAM_CAP
 from warehouse.settings import Settings, load_settings
 
 Algorithm = Literal["HS256", "RS256"]
@@ -57,6 +58,7 @@ class ServingSettings:
     breaker_reset_seconds: float = 5.0
     reload_poll_seconds: float = 30.0
     explain_default_k: int = 3
+    prediction_log_max_entries: int = DEFAULT_STREAM_CAP  # XADD MAXLEN ~ of the stream
 
     def __post_init__(self) -> None:
         if self.jwt_algorithm not in ("HS256", "RS256"):
@@ -82,6 +84,7 @@ class ServingSettings:
             "max_batch",
             "max_body_bytes",
             "max_in_flight",
+            "prediction_log_max_entries",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -170,4 +173,7 @@ def load_serving_settings(environ: dict[str, str] | None = None) -> ServingSetti
         breaker_failures=int(number("CHURN_BREAKER_FAILURES", 5)),
         breaker_reset_seconds=number("CHURN_BREAKER_RESET_SECONDS", 5),
         reload_poll_seconds=number("CHURN_RELOAD_POLL_SECONDS", 30),
+        prediction_log_max_entries=int(
+            number("CHURN_PREDICTION_LOG_MAX_ENTRIES", DEFAULT_STREAM_CAP)
+        ),
     )

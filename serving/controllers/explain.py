@@ -9,6 +9,7 @@ import numpy as np
 from litestar import Controller, Request, post
 
 from serving.auth import SECURED, requires
+from serving.prediction_log import idempotency_key
 from serving.predictor import LoadedModel
 from serving.schemas import ExplainRequest, ExplainResponse, Explanation, Prediction
 from serving.scoring import Scorer
@@ -21,6 +22,7 @@ class ExplainController(Controller):
 
     @post("/", opt=requires("analyst"), status_code=200)
     async def explain(self, request: Request, data: ExplainRequest) -> ExplainResponse:
+        key = idempotency_key(request)  # a bad header fails before anything is scored
         scorer: Scorer = request.app.state.scorer
         ids = data.customer_ids
         f = await scorer.features(request.user, ids)
@@ -33,7 +35,7 @@ class ExplainController(Controller):
         # TreeSHAP costs ~0.2 ms a customer: more than one goes off the event loop
         predictions, out = await asyncio.to_thread(build) if len(f.x) > 1 else build()
         request.app.state.metrics.record(predictions)
-        request.app.state.prediction_log.append(request, predictions)
+        request.app.state.prediction_log.append(request, predictions, key)
         return ExplainResponse(request_id=request.state.request_id, explanations=out)
 
 

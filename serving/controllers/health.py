@@ -53,4 +53,5 @@ class HealthController(Controller):
             )
         metrics = request.app.state.metrics
         await metrics.live.refresh(request.app.state.redis)
+        await metrics.refresh_stream_backlog(request.app.state.redis)
         return metrics.render()

@@ -10,6 +10,7 @@ from litestar.params import Parameter
 
 from serving.auth import SECURED, requires
 from serving.errors import BadRequest, NotFound
+from serving.prediction_log import idempotency_key
 from serving.predictor import LoadedModel
 from serving.schemas import (
     BatchRequest,
@@ -36,11 +37,12 @@ class PredictController(Controller):
     async def _score(
         self, request: Request, ids: list[str], explain: int | None
     ) -> list[Prediction]:
+        key = idempotency_key(request)  # a bad header fails before anything is scored
         scorer: Scorer = request.app.state.scorer
         features = await scorer.features(request.user, ids)
         predictions = await scorer.score(ids, features, explain)
         request.app.state.metrics.record(predictions)
-        request.app.state.prediction_log.append(request, predictions)
+        request.app.state.prediction_log.append(request, predictions, key)
         return predictions
 
     @post("/", opt=requires("scorer"), status_code=200)

@@ -90,7 +90,14 @@ def test_promote_refuse_and_rollback_update_aliases_and_ledger(registry, setting
         "challenger", "promote", "challenger", "promote", "refuse", "rollback",
         "challenger", "promote",
     ]  # fmt: skip
-    assert list(history["entry_id"]) == list(range(1, 9))
+    # each alias change is an intent and its confirmation; the refusal is one row
+    assert list(history["entry_id"]) == [1, 3, 5, 7, 9, 10, 12, 14]
+    records = ledger.records("churn-model")
+    assert list(records["entry_id"]) == list(range(1, 16))
+    confirmations = records[records["intent_id"].notna()]
+    assert set(confirmations["state"]) == {"confirmed"}
+    assert sorted(confirmations["intent_id"].astype(int)) == [1, 3, 5, 7, 10, 12, 14]
+    assert ledger.pending("churn-model").empty
     rolled = history[history["action"] == "rollback"].iloc[0]
     assert (rolled["version_before"], rolled["version_after"]) == (v2, v1)
     assert "bad canary" in rolled["reasons"]
@@ -112,7 +119,7 @@ def test_ledger_is_append_only_on_postgres(registry, pg_url, monkeypatch):
     promote(registry, ledger, _register(registry, 1), "test", {}, force=True)
     with psycopg.connect(pg_url) as conn, pytest.raises(psycopg.errors.RaiseException):
         conn.execute("DELETE FROM ops.promotion_ledger")
-    assert len(ledger.history()) == 2
+    assert len(ledger.history()) == 2 and len(ledger.records()) == 4
 
 
 def test_bundle_cache_tells_apart_registries_that_reuse_version_numbers(tmp_path):
