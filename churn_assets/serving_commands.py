@@ -26,7 +26,12 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
 
     token = sub.add_parser("token", help="mint a JWT for the scoring API (local use)")
     token.add_argument("--role", choices=ROLES, default="scorer")
-    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.add_argument(
+        "--ttl",
+        type=int,
+        default=3600,
+        help="lifetime in seconds (default 3600, at most CHURN_JWT_MAX_TTL_SECONDS)",
+    )
     token.add_argument("--subject", default=os.environ.get("USER", "local-user"))
     token.set_defaults(func=cmd_token)
 
