@@ -166,7 +166,8 @@ async def test_the_largest_allowed_batch_fits_the_lookup_script() -> None:
     reader = OnlineReader(None, WireConnection(TEST_REDIS_URL, 1.0), CircuitBreaker(5, 1.0))  # type: ignore[arg-type]
     await reader.wire.call("SET", "churn:online:fs-limit:live", "s")
     ids = [f"C{i:07d}" for i in range(MAX_BATCH_LIMIT)]
-    lookup = await reader.fetch("fs-limit", ids, "t", 10, 60)
+    # a limit that admits them: a lookup costs one unit per id
+    lookup = await reader.fetch("fs-limit", ids, "t", MAX_BATCH_LIMIT, 60)
     assert lookup.sync_id == "s" and len(lookup.blobs) == MAX_BATCH_LIMIT
     await reader.wire.call("DEL", "churn:online:fs-limit:live", "churn:rate:t")
     reader.wire.close()

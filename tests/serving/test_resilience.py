@@ -26,7 +26,7 @@ from tests.serving.conftest import (
 )
 from tests.serving.service_log import service_log
 from warehouse.connection import Warehouse
-from warehouse.online_store import EVENTS_CHANNEL, pointer_key
+from warehouse.online_store import EVENTS_CHANNEL, info_key, pointer_key
 from warehouse.settings import load_settings
 
 pytestmark = pytest.mark.anyio
@@ -95,8 +95,8 @@ def unsynced_version(served_home, own_registry, tmp_path) -> tuple[Path, str]:
         )
     version = register_model(own_registry, wh, seed=3, rounds=10)
     fs_version = own_registry.load_bundle(version, tmp_path / "cache").spec.version
-    # another test may have synced this feature set already
-    redis.Redis.from_url(TEST_REDIS_URL).delete(pointer_key(fs_version))
+    # another test may have synced this feature set already (readiness reads the info)
+    redis.Redis.from_url(TEST_REDIS_URL).delete(pointer_key(fs_version), info_key(fs_version))
     return home, version
 
 
