@@ -270,11 +270,11 @@ def normalize(
         violations += found
     if table == "labels":
         churned = frame["churned"]
-        fractional = churned.notna() & (churned % 1 != 0)
-        if fractional.any():
+        not_a_label = churned.notna() & ~churned.isin([0.0, 1.0])
+        if not_a_label.any():
             violations.append(
                 _violation(
-                    "churned", "label_value (0 or 1)", frame.index[fractional], churned[fractional]
+                    "churned", "label_value (0 or 1)", frame.index[not_a_label], churned[not_a_label]
                 )
             )
     if table == "customers":

@@ -28,6 +28,7 @@ from warehouse.contract import (
     RAW_COLUMNS,
     RAW_SCHEMA,
     TABLES,
+    UNIQUE_KEYS,
     UPSERT_KEYS,
     ContractError,
     ContractViolation,
@@ -39,11 +40,9 @@ from warehouse.contract import (
 )
 from warehouse.landing import REJECTED_DIR, landing_files, read_content, write_bytes
 
+CHECKS_FAILED = "checkable_file"
 # Keys a new file may not repeat from rows already loaded (subscriptions upsert instead).
-INSERT_ONLY_KEYS: dict[str, tuple[str, ...]] = {
-    "customers": ("customer_id",),
-    "labels": ("customer_id", "as_of_date"),
-}
+INSERT_ONLY_KEYS = {t: k for t, k in UNIQUE_KEYS.items() if t not in UPSERT_KEYS}
 
 
 @dataclass(frozen=True)
@@ -73,10 +72,6 @@ class TableIngestReport:
         )
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def valid_frame(
     table: str,
     content: bytes,
@@ -89,15 +84,17 @@ def valid_frame(
     """A file's content checked against the contract; raises ContractError naming the
     file, the column, the rows and the rule."""
     frame = read_content(content, suffix, source)
-    frame = normalize(table, frame, source, timestamp_format)
-    validate(file_schema(table, now, event_types), frame, source)
+    try:
+        frame = normalize(table, frame, source, timestamp_format)
+        validate(file_schema(table, now, event_types), frame, source)
+    except ContractError:
+        raise
+    except Exception as exc:
+        # A file the checks themselves stumble on is still rejected with a report,
+        # never left to fail every run (the fuzz tests make sure this stays unused).
+        failure = f"{CHECKS_FAILED} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        raise ContractError(source, [ContractViolation(FILE_LEVEL, failure, [], [])]) from exc
     return frame
-
-
-def load_valid_file(
-    table: str, path: Path, now: dt.datetime | None = None, event_types: Iterable[str] = ()
-) -> pd.DataFrame:
-    return valid_frame(table, path.read_bytes(), path.suffix, str(path), now, event_types)
 
 
 def split_customers(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tests.landing_fuzz import breaches, csv_file, parquet_file, read_landed
 from warehouse.contract import ContractError
 from warehouse.importer import import_files
+from warehouse.ingestion import CHECKS_FAILED
 
 KNOWN_CUSTOMERS = "customer_id,signup_at\nC1,2024-01-01\nC2,2024-01-02\nC3,2024-01-03\n"
 TABLES = ("customers", "subscriptions", "events", "labels")
@@ -27,7 +28,8 @@ def _import_refuses_or_lands_good_rows(table: str, suffix: str, content: bytes) 
         files[table].write_bytes(content)
         try:
             placed = import_files(files, root / "landing")
-        except ContractError:
+        except ContractError as refused:
+            assert CHECKS_FAILED not in str(refused), "the checks crashed on this file"
             event("refused")
             assert not (root / "landing").exists(), "a refused import places nothing"
             return
