@@ -49,6 +49,8 @@ class RunSummary:
     warnings: list[tuple[str, str, bool, str]] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
     failed_steps: list[str] = field(default_factory=list)
+    # step key -> the first line of its error, so the summary says why without a traceback
+    step_errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -98,8 +100,18 @@ def materialize(
     summary.not_run = sorted(
         k.to_user_string() for k in planned if k.to_user_string() not in summary.materialized
     )
-    summary.failed_steps = [e.step_key or "" for e in result.all_events if e.is_step_failure]
+    failures = [e for e in result.all_events if e.is_step_failure]
+    summary.failed_steps = [e.step_key or "" for e in failures]
+    summary.step_errors = {e.step_key or "": _error_line(e) for e in failures}
     return summary
+
+
+def _error_line(event: dg.DagsterEvent) -> str:
+    error = event.step_failure_data.error
+    while error is not None and error.cause is not None and not error.message.strip():
+        error = error.cause
+    lines = (error.message if error else "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def print_summary(summary: RunSummary, out: TextIO | None = None) -> None:
@@ -131,7 +143,8 @@ def print_summary(summary: RunSummary, out: TextIO | None = None) -> None:
             f"  {'ok' if passed else 'ALERT':<5} {asset}:{name}  {description}".rstrip(), file=out
         )
     for step in summary.failed_steps:
-        print(f"  ERROR step {step} failed (see the log above)", file=out)
+        reason = summary.step_errors.get(step, "")
+        print(f"  ERROR step {step} failed: {reason or 'see the log above'}", file=out)
     failed = sum(1 for c in summary.checks if not c[2])
     print(
         f"\nRun {'succeeded' if summary.ok else 'FAILED'}: {len(summary.materialized)} assets "

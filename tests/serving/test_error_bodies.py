@@ -10,8 +10,8 @@ from litestar.testing import AsyncTestClient
 from serving.app import create_app
 from serving.errors import INTERNAL_DETAIL, UNAVAILABLE_DETAIL
 from serving.settings import load_serving_settings
+from tests.servers import own_redis
 from tests.serving.conftest import TEST_REDIS_URL, bearer
-from tests.serving.own_redis import own_redis, stop
 from tests.serving.service_log import service_log
 from warehouse.online_store import pointer_key, vector_key
 
@@ -39,12 +39,13 @@ async def test_an_unreachable_redis_is_not_named_in_any_answer(
     serving_env, served_home, customers, monkeypatch, tmp_path
 ) -> None:
     monkeypatch.setenv("CHURN_BREAKER_FAILURES", "2")
-    with service_log() as log, own_redis(tmp_path) as (url, server):
+    with service_log() as log, own_redis(tmp_path) as server:
+        url = server.url
         monkeypatch.setenv("REDIS_URL", url)
         port = url.rsplit(":", 1)[1].split("/")[0]
         hidden = (port, str(served_home), str(tmp_path))
         async with AsyncTestClient(app=create_app(load_serving_settings())) as client:
-            stop(server)
+            server.stop()
             ids = {"customer_ids": customers[:2]}
             answers = [
                 await client.post("/v1/predict", json=ids, headers=bearer("scorer")),

@@ -8,8 +8,8 @@ from litestar.testing import AsyncTestClient
 
 from serving.app import create_app
 from serving.settings import load_serving_settings
+from tests.servers import own_redis
 from tests.serving.conftest import bearer, live_server, sync_online_features
-from tests.serving.own_redis import own_redis, stop
 
 pytestmark = pytest.mark.anyio
 LIMIT = 10
@@ -57,7 +57,8 @@ async def test_with_redis_down_each_worker_keeps_counting_the_limit(
     tracking_uri = serving_env["MLFLOW_TRACKING_URI"]
     monkeypatch.setenv("CHURN_RATE_LIMIT", str(LIMIT))
     monkeypatch.setenv("CHURN_BREAKER_FAILURES", "2")
-    with own_redis(tmp_path) as (url, server):
+    with own_redis(tmp_path) as server:
+        url = server.url
         monkeypatch.setenv("REDIS_URL", url)
         sync_online_features(served_home, tracking_uri, url)
         failing = create_app(load_serving_settings())
@@ -71,7 +72,7 @@ async def test_with_redis_down_each_worker_keeps_counting_the_limit(
             assert counted_in_redis.status_code == 200
             assert not counted_in_redis.json()["predictions"][0].get("degraded")
 
-            stop(server)
+            server.stop()
             # degraded mode keeps serving from the warehouse, up to the limit
             served = [await degrade.post("/v1/predict/batch", json=three) for _ in range(3)]
             over = await degrade.post("/v1/predict/batch", json=three)
