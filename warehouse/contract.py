@@ -274,7 +274,10 @@ def normalize(
         if not_a_label.any():
             violations.append(
                 _violation(
-                    "churned", "label_value (0 or 1)", frame.index[not_a_label], churned[not_a_label]
+                    "churned",
+                    "label_value (0 or 1)",
+                    frame.index[not_a_label],
+                    churned[not_a_label],
                 )
             )
     if table == "customers":
