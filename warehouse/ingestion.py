@@ -224,8 +224,8 @@ class Ingestor:
         report = target / f"{path.name}.error.txt"
         text = (
             f"{error}\n\nRejected {now:%Y-%m-%d %H:%M:%S} UTC while ingesting "
-            f"{RAW_SCHEMA}.{table}; nothing of this file was loaded, the other files "
-            "were. Fix it and land it again (see README, Bring your own data).\n"
+            f"{RAW_SCHEMA}.{table}: nothing of this file was loaded, and the run went on "
+            "with the other files. Fix it and land it again (README, Bring your own data).\n"
         )
         write_bytes(text.encode(), report)
         os.replace(path, target / path.name)
