@@ -26,7 +26,7 @@ import redis
 from litestar.testing import AsyncTestClient
 
 from churn_assets.defs.monitoring import DRIFT_KEY, FEATURE_DRIFT_CHECK
-from churn_assets.resources import MlflowResource
+from churn_assets.resources import MlflowResource, WarehouseResource
 from churn_assets.runner import materialize
 from sensors.retraining import RETRAINING_JOB, retraining_sensor
 from serving.app import create_app
@@ -114,7 +114,10 @@ def scenario_home(trained: Path, tmp_path: Path) -> Path:
 
 def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"mlflow_registry": MlflowResource()}
+        instance=instance,
+        cursor=cursor,
+        # the sensor queues its alerts in the warehouse's outbox
+        resources={"mlflow_registry": MlflowResource(), "warehouse": WarehouseResource()},
     )
     return retraining_sensor(context)
 
