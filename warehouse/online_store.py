@@ -70,18 +70,22 @@ return reply
 """
 
 
-# KEYS[1] pointer, KEYS[2] info; ARGV[1] sync id, ARGV[2] its stamp, ARGV[3..] info
-# field/value pairs -> {1, previous sync or false} when flipped, {0, live sync} when the
-# live sync was staged after this one (it stays; stamps sort by time)
+# KEYS[1] pointer, KEYS[2] info, KEYS[3] the sync's staged count; ARGV[1] sync id,
+# ARGV[2] its stamp, ARGV[3] vectors it must hold, ARGV[4..] info field/value pairs
+# -> {1, previous sync or false} when flipped; {0, live sync} when the live sync was
+# staged after this one (it stays; stamps sort by time); else {-1, vectors Redis holds}
+# when that is not ARGV[3] (a Redis restart lost staged writes)
 FLIP_SCRIPT = """
 local live = redis.call('GET', KEYS[1])
 if live then
   local stamp = string.match(live, '%.([^.]+)%.[^.]+$')
   if stamp and stamp > ARGV[2] then return {0, live} end
 end
+local staged = tonumber(redis.call('GET', KEYS[3]) or '0')
+if staged ~= tonumber(ARGV[3]) then return {-1, staged} end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
 return {1, live or false}
 """
 
@@ -102,6 +106,11 @@ return retired
 
 class SyncSuperseded(RuntimeError):
     """A newer sync went live while this one was being written; this one was dropped."""
+
+
+class SyncIncomplete(RuntimeError):
+    """Redis holds fewer vectors of a sync than were staged (it restarted without
+    persistence, or lost writes); the sync was dropped and never went live."""
 
 
 def announce(client: redis.Redis, event: dict[str, object]) -> str | None:
@@ -125,6 +134,13 @@ def info_key(fs_version: str) -> str:
 
 def vector_key(sync_id: str, customer_id: str) -> str:
     return f"{PREFIX}:fv:{sync_id}:{customer_id}"
+
+
+def staged_count_key(sync_id: str) -> str:
+    """How many vectors a sync has written, counted with each chunk in the same
+    transaction: in the sync's key space, so it expires with the sync, under a name no
+    customer id can take ('#' is outside the id contract)."""
+    return vector_key(sync_id, "#staged")
 
 
 def record_dtype(width: int) -> np.dtype:
@@ -232,12 +248,14 @@ class OnlineStore:
         blobs = pack(np.asarray(as_of_seconds, dtype="<f8"), matrix.astype("<f4", copy=False))
         for start in range(0, len(blobs), WRITE_CHUNK):
             end = start + WRITE_CHUNK
-            self.client.mset(
-                {
-                    vector_key(sync_id, cid): blob
-                    for cid, blob in zip(customer_ids[start:end], blobs[start:end], strict=True)
-                }
-            )
+            chunk = {
+                vector_key(sync_id, cid): blob
+                for cid, blob in zip(customer_ids[start:end], blobs[start:end], strict=True)
+            }
+            with self.client.pipeline(transaction=True) as writes:
+                writes.mset(chunk)
+                writes.incrby(staged_count_key(sync_id), len(chunk))
+                writes.execute()
             if progress:
                 progress(min(end, len(blobs)))
         return sync_id
@@ -254,17 +272,31 @@ class OnlineStore:
         self, fs_version: str, sync_id: str, customers: int, info: dict[str, object]
     ) -> SyncResult:
         """Flip the pointer to sync_id in one script, then retire what it supersedes.
-        Raises SyncSuperseded (and drops sync_id) when a sync staged later is live."""
+        The script first checks that Redis still holds all `customers` staged vectors.
+        Raises SyncIncomplete or SyncSuperseded (and drops sync_id) instead of flipping
+        to a sync that lost writes or is older than the live one."""
         started = time.perf_counter()
         fields = {
             k: json.dumps(v, default=str)
             for k, v in {**info, "sync_id": sync_id, "customers": customers}.items()
         }
-        flipped, previous_raw = self._flip(
-            keys=[pointer_key(fs_version), info_key(fs_version)],
-            args=[sync_id, _staged_at(sync_id), *[x for kv in fields.items() for x in kv]],
+        flipped, reply = self._flip(
+            keys=[pointer_key(fs_version), info_key(fs_version), staged_count_key(sync_id)],
+            args=[
+                sync_id,
+                _staged_at(sync_id),
+                customers,
+                *[x for kv in fields.items() for x in kv],
+            ],
         )
-        previous = previous_raw.decode() if previous_raw else None
+        if flipped == -1:
+            self.discard(sync_id)
+            raise SyncIncomplete(
+                f"Redis holds {reply:,} of the {customers:,} vectors staged as {sync_id} "
+                "(did it restart without persistence during the sync?); the sync was "
+                "dropped and never went live. Run the sync again."
+            )
+        previous = reply.decode() if reply else None
         if not flipped:
             self.discard(sync_id)
             raise SyncSuperseded(f"{previous} is live and newer; {sync_id} was dropped")

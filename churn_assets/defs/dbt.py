@@ -85,7 +85,11 @@ def dbt_feature_models(
     # relative paths in later steps (CHURN_HOME=var) must keep meaning the same thing.
     cwd = os.getcwd()
     try:
-        invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
+        # cautious: a subset (`churn materialize --select group:staging`) runs only the
+        # tests whose models it builds; dbt's eager default also ran a relationships
+        # test of a mart outside the subset, which fails when the mart does not exist
+        build = ["build", "--indirect-selection", "cautious", "--vars", json.dumps(dbt_vars)]
+        invocation = dbt.cli(build, context=context)
         for event in invocation.stream().fetch_row_counts().fetch_column_metadata():
             if isinstance(event, dg.Output | dg.AssetMaterialization):
                 event = event.with_metadata(

@@ -12,7 +12,13 @@ import pandas as pd
 from churn_assets.defs.freshness import ONLINE_FRESHNESS
 from churn_assets.ml.feature_matrix import FeatureSpec, as_of_seconds, load_scoring_frame
 from churn_assets.resources import MlflowResource, RedisResource, WarehouseResource
-from warehouse.online_store import WRITE_CHUNK, OnlineStore, SyncSuperseded, mismatches
+from warehouse.online_store import (
+    WRITE_CHUNK,
+    OnlineStore,
+    SyncIncomplete,
+    SyncSuperseded,
+    mismatches,
+)
 
 SERVING_GROUP = "serving"
 ONLINE_KEY = dg.AssetKey("online_features")
@@ -114,6 +120,8 @@ def online_features(
         )
     except SyncSuperseded as exc:  # a run that started later already published
         raise dg.Failure(f"{exc}; the newer sync stays live.") from exc
+    except SyncIncomplete as exc:
+        raise dg.Failure(str(exc)) from exc
     seconds = time.perf_counter() - started
     yield dg.Output(
         None,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CUSTOMERS = 4 * WRITE_CHUNK
 FS = "fs-test"
 # The online sync in a process of its own: stage every customer's vector (all equal to
-# `value`), then publish. With a pause file it stops for good after the first chunk,
-# having said so, and waits to be killed.
+# `value`), then publish. With a pause file it stops after the first chunk, having said
+# so by creating the file, and waits there until the file is removed (or it is killed).
 WRITER = """
 import sys, time
 from pathlib import Path
@@ -45,11 +46,15 @@ matrix[::10, 3] = np.nan
 as_of = np.full(customers, 1_750_000_000.0 + value)
 store = OnlineStore(redis.Redis.from_url(url), grace_seconds=int(grace))
 
+first_chunk = True
+
 def stop_after_first_chunk(written: int) -> None:
-    if pause and written < customers:
+    global first_chunk
+    if pause and first_chunk and written < customers:
+        first_chunk = False
         Path(pause).touch()
-        while True:
-            time.sleep(1)
+        while Path(pause).exists():
+            time.sleep(0.01)
 
 sync = store.stage(fs, ids, as_of, matrix, stop_after_first_chunk)
 store.publish(fs, sync, customers, {"model_version": str(value)})
@@ -69,11 +74,12 @@ def sync(url: str, value: float, grace: int = 0, fs: str = FS, customers: int = 
     return done.stdout.strip()
 
 
-def start_paused_sync(url: str, value: float, pause: Path) -> subprocess.Popen:
+def start_paused_sync(url: str, value: float, pause: Path, **popen: Any) -> subprocess.Popen:
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, url, FS, str(value), str(CUSTOMERS), "0", str(pause)],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        **popen,
     )
     deadline = time.monotonic() + 120
     while not pause.exists():
@@ -129,7 +135,8 @@ def test_a_sync_killed_mid_write_is_invisible_and_a_rerun_equals_a_clean_run(tmp
         client = redis.Redis.from_url(url)
         mine = f"churn:fv:{first}:".encode()
         staged = [k for k in client.scan_iter("churn:fv:*") if not k.startswith(mine)]
-        assert len(staged) == WRITE_CHUNK  # exactly one chunk written, three to go
+        # exactly one chunk written, three to go (and the sync's staged count)
+        assert len(staged) == WRITE_CHUNK + 1
         assert read_all(url) == ({first}, {1.0})  # readers meanwhile: the previous sync
         writer.send_signal(signal.SIGKILL)
         assert writer.wait() == -signal.SIGKILL
@@ -151,6 +158,57 @@ def test_a_sync_killed_mid_write_is_invisible_and_a_rerun_equals_a_clean_run(tmp
         sync(url, 1.0)
         sync(url, 2.0)
         assert state(url) == rerun
+
+
+def test_redis_restarted_mid_sync_with_persistence_ends_with_one_complete_version(
+    tmp_path,
+) -> None:
+    """Redis with an append-only file killed and restarted while a sync writes: the
+    writer reconnects and finishes, and the store holds exactly the new sync, complete."""
+    with own_redis(tmp_path, persistent=True) as server:
+        url = server.url
+        sync(url, 1.0)
+        pause = tmp_path / "paused"
+        writer = start_paused_sync(url, 9.0, pause)
+        server.kill()
+        server.start()
+        pause.unlink()
+        assert writer.wait(timeout=120) == 0
+        syncs, values = read_all(url)
+        assert len(syncs) == 1 and None not in syncs and values == {9.0}
+        client = redis.Redis.from_url(url)
+        assert client.dbsize() == CUSTOMERS + 2  # vectors, pointer, info: nothing else
+        client.close()
+
+
+def test_redis_restarted_mid_sync_without_persistence_never_publishes_a_partial_sync(
+    tmp_path,
+) -> None:
+    """Redis without persistence restarted while a sync writes: the chunk written before
+    the restart is gone (and the previous sync with it). The writer reconnects and writes
+    the rest, but publishing refuses a sync Redis no longer holds whole: nothing partial
+    ever goes live, and the next sync is complete."""
+    with own_redis(tmp_path) as server:
+        url = server.url
+        sync(url, 1.0)
+        pause = tmp_path / "paused"
+        writer = start_paused_sync(url, 9.0, pause, stderr=subprocess.PIPE, text=True)
+        server.kill()
+        server.start()
+        pause.unlink()
+        _, stderr = writer.communicate(timeout=120)
+        assert writer.returncode != 0
+        missing = f"Redis holds {CUSTOMERS - WRITE_CHUNK:,} of the {CUSTOMERS:,} vectors"
+        assert missing in stderr and "never went live" in stderr
+        client = redis.Redis.from_url(url)
+        assert client.dbsize() == 0  # the partial sync was dropped, its count with it
+        assert read_all(url)[0] == {None}
+
+        sync(url, 2.0)
+        syncs, values = read_all(url)
+        assert len(syncs) == 1 and None not in syncs and values == {2.0}
+        assert client.dbsize() == CUSTOMERS + 2
+        client.close()
 
 
 def test_after_a_sync_everything_it_supersedes_expires(tmp_path) -> None:

@@ -4,11 +4,12 @@ the repair by the next `churn status`, rollback or promotion, against a real MLf
 store and the real warehouse ledger. After the repair the ledger and the aliases agree,
 and a rollback is never refused because of the dead run."""
 
+import multiprocessing
 import os
+import shutil
 import signal
-import subprocess
-import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -24,28 +25,7 @@ from tests.integration.test_promotion import _register
 from warehouse.connection import Warehouse
 from warehouse.crash_points import FAULT_VARIABLE
 from warehouse.promotion_ledger import LedgerEntry, PromotionLedger
-from warehouse.settings import Settings
-
-# what `churn promote 3` / `churn rollback` run, without the CLI's heavier imports
-DRIVER = """
-import sys
-from pathlib import Path
-
-from churn_assets.ml.promotion import promote, rollback
-from churn_assets.ml.registry import Registry
-from warehouse.connection import Warehouse
-from warehouse.promotion_ledger import PromotionLedger
-from warehouse.settings import load_settings
-
-tracking_uri, artifacts, action = sys.argv[1:4]
-registry = Registry(tracking_uri, "churn-model", "churn-model", Path(artifacts))
-ledger = PromotionLedger(Warehouse(load_settings()))
-if action == "promote":
-    promote(registry, ledger, sys.argv[4], "crash-test", {})
-else:
-    rollback(registry, ledger, "crash-test")
-print("finished")
-"""
+from warehouse.settings import Settings, load_settings
 
 # (action of the dead run, step it died after, champion after the repair, how the
 # intent it left pending is resolved: None when it died after its confirmation)
@@ -61,29 +41,59 @@ CRASHES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def three_versions_store(tmp_path_factory) -> Path:
+    """An MLflow store holding three versions that passed their gates (as
+    churn_model_evaluation tags them), registered once: each test works on a copy."""
+    root = tmp_path_factory.mktemp("three-versions")
+    registry = Registry(
+        f"sqlite:///{root / 'mlflow.db'}", "churn-model", "churn-model", root / "art"
+    )
+    for seed in (1, 2, 3):
+        registry.tag(_register(registry, seed), {GATE_STATUS_TAG: "passed"})
+    return root
+
+
 @pytest.fixture
-def registry(tmp_path) -> Registry:
+def registry(three_versions_store: Path, tmp_path) -> Registry:
+    """A copy of the three-version store (the artifacts, which no test changes, shared)."""
+    shutil.copy(three_versions_store / "mlflow.db", tmp_path / "mlflow.db")
     return Registry(
-        f"sqlite:///{tmp_path / 'mlflow.db'}", "churn-model", "churn-model", tmp_path / "art"
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "churn-model",
+        "churn-model",
+        three_versions_store / "art",
     )
 
 
 def _three_versions(registry: Registry) -> list[str]:
-    versions = [_register(registry, seed) for seed in (1, 2, 3)]
-    for version in versions:  # as churn_model_evaluation tags a version that passed
-        registry.tag(version, {GATE_STATUS_TAG: "passed"})
+    versions = sorted(
+        str(v.version)
+        for v in registry.client.search_model_versions(f"name='{registry.model_name}'")
+    )
+    assert versions == ["1", "2", "3"]
     return versions
 
 
-def _die_during(registry: Registry, tmp_path, step: str, *command: str) -> None:
-    """Run a promotion or rollback in a subprocess that SIGKILLs itself after `step`."""
-    env = {**os.environ, FAULT_VARIABLE: step}
-    args = [registry.tracking_uri, str(tmp_path / "art"), *command]
-    done = subprocess.run(
-        [sys.executable, "-c", DRIVER, *args], env=env, capture_output=True, text=True
-    )
-    assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
-    assert "finished" not in done.stdout
+def _die_during(registry: Registry, step: str, action: str, *version: str) -> None:
+    """What `churn promote <version>` / `churn rollback` run, in a child process that
+    SIGKILLs itself after `step`. The child is forked from this one, not started fresh:
+    a real process killed for real, without the seconds of imports a new interpreter
+    pays; it reads the warehouse settings from the environment, as the CLI does."""
+
+    def promote_or_roll_back() -> None:
+        os.environ[FAULT_VARIABLE] = step
+        ledger = PromotionLedger(Warehouse(load_settings()))
+        mine = Registry(registry.tracking_uri, "churn-model", "churn-model", Path("unused"))
+        if action == "promote":
+            promote(mine, ledger, version[0], "crash-test", {})
+        else:
+            rollback(mine, ledger, "crash-test")
+
+    child = multiprocessing.get_context("fork").Process(target=promote_or_roll_back)
+    child.start()
+    child.join(timeout=300)
+    assert child.exitcode == -signal.SIGKILL, f"the child ended with {child.exitcode}"
 
 
 def _assert_ledger_agrees(registry: Registry, ledger: PromotionLedger) -> None:
@@ -103,7 +113,7 @@ def _crash_and_repair(
     v1, v2, v3 = _three_versions(registry)
     for version in (v1, v2, v3) if action == "rollback" else (v1, v2):
         promote(registry, ledger, version, "test", {})
-    _die_during(registry, tmp_path, step, action, *([v3] if action == "promote" else []))
+    _die_during(registry, step, action, *([v3] if action == "promote" else []))
     return ledger, ledger_status(registry, ledger, "test-status")
 
 
@@ -140,7 +150,6 @@ def test_a_run_killed_between_steps_is_repaired_and_rollback_works(
 def test_a_promotion_killed_after_moving_the_champion_on_postgres(
     registry, pg_url, tmp_path, monkeypatch
 ):
-    from warehouse.settings import load_settings
 
     monkeypatch.setenv("CHURN_WAREHOUSE_URL", pg_url)
     settings = load_settings()
@@ -148,7 +157,7 @@ def test_a_promotion_killed_after_moving_the_champion_on_postgres(
     v1, v2, v3 = _three_versions(registry)
     promote(registry, ledger, v1, "test", {})
     promote(registry, ledger, v2, "test", {})
-    _die_during(registry, tmp_path, "promote:alias", "promote", v3)
+    _die_during(registry, "promote:alias", "promote", v3)
     assert registry.alias(CHAMPION) == v3  # the alias moved; the ledger only intended it
     pending = ledger.pending("churn-model")
     assert list(pending["action"]) == ["promote"] and pending.iloc[0]["version_after"] == v3
@@ -163,7 +172,7 @@ def test_the_next_promotion_repairs_first(registry, duckdb_settings, tmp_path):
     ledger = PromotionLedger(Warehouse(duckdb_settings))
     v1, v2, v3 = _three_versions(registry)
     promote(registry, ledger, v1, "test", {})
-    _die_during(registry, tmp_path, "promote:intent", "promote", v2)
+    _die_during(registry, "promote:intent", "promote", v2)
     assert registry.alias(CHAMPION) == v1 and len(ledger.pending("churn-model")) == 1
 
     promote(registry, ledger, v3, "test", {})
@@ -239,7 +248,7 @@ def test_churn_status_shows_the_repair(registry, duckdb_settings, tmp_path, caps
     ledger = PromotionLedger(Warehouse(duckdb_settings))
     v1, v2, _ = _three_versions(registry)
     promote(registry, ledger, v1, "test", {})
-    _die_during(registry, tmp_path, "promote:alias", "promote", v2)
+    _die_during(registry, "promote:alias", "promote", v2)
     capsys.readouterr()
 
     assert cli.main(["status"]) == 0

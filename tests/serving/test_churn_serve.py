@@ -30,7 +30,8 @@ def churn_serve(env: dict[str, str], log_file: Path) -> Iterator[str]:
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            for _ in range(300):
+            deadline = time.monotonic() + 180  # two workers importing on a busy box
+            while time.monotonic() < deadline:
                 try:
                     if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
                         break
