@@ -10,15 +10,13 @@ one JSON object and exits 1 on any failure or when fewer than --min-examples ran
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-import redis
 import schemathesis
-from serve import ROOT, SECRET, build_world, start_server
+from serve import ROOT, SECRET, bench_home, service_env, start_server
 
 from serving.auth import ROLES, mint_token
 
@@ -34,25 +32,11 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
     args = parser.parse_args()
 
-    home = args.home
-    if home is None:
-        home = ROOT / "var" / "bench" / "serve"
-        if not (home / "mlflow.db").exists():
-            redis.Redis.from_url(args.redis_url).flushdb()
-            build_world(home, args.redis_url)
+    home = bench_home(args.home, args.redis_url)
     with tempfile.TemporaryDirectory(prefix="schema-fuzz-") as scratch:
         copy = Path(scratch) / "home"
         shutil.copytree(home, copy, ignore=shutil.ignore_patterns("dagster_home"))
-        env = {
-            **os.environ,
-            "CHURN_HOME": str(copy),
-            "REDIS_URL": args.redis_url,
-            "MLFLOW_TRACKING_URI": f"sqlite:///{copy / 'mlflow.db'}",
-            "CHURN_JWT_SECRET": SECRET,
-            "CHURN_RATE_LIMIT": "1000000000",
-            "CHURN_FEATURE_MAX_AGE_SECONDS": str(10 * 365 * 86_400),
-            "PYTHONPATH": str(ROOT),
-        }
+        env = service_env(copy, args.redis_url)
         callers: dict[str, dict[str, str]] = {
             role: {
                 "Authorization": "Bearer "

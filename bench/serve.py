@@ -64,6 +64,33 @@ def build_world(home: Path, redis_url: str) -> None:
     assert cli.main(["materialize"]) == 0, "the pipeline failed; see above"
 
 
+def bench_home(home: Path | None, redis_url: str) -> Path:
+    """`home` when given, else the small world under var/bench/serve (built once)."""
+    if home is not None:
+        return home
+    home = ROOT / "var" / "bench" / "serve"
+    if not (home / "mlflow.db").exists():
+        redis.Redis.from_url(redis_url).flushdb()
+        build_world(home, redis_url)
+    return home
+
+
+def service_env(home: Path, redis_url: str) -> dict[str, str]:
+    """The scoring service's environment for a bench: no rate limit, features never
+    too old, the bench secret; MLflow found in `home`."""
+    env = {
+        **os.environ,
+        "CHURN_HOME": str(home),
+        "REDIS_URL": redis_url,
+        "CHURN_JWT_SECRET": SECRET,
+        "CHURN_RATE_LIMIT": "1000000000",
+        "CHURN_FEATURE_MAX_AGE_SECONDS": str(10 * 365 * 86_400),
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
 def customer_ids(home: Path, n: int) -> list[str]:
     from churn_assets.ml.feature_matrix import load_scoring_frame
     from warehouse.connection import Warehouse
@@ -176,22 +203,8 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("bench/serve.py needs wrk: apt-get install wrk")
 
-    home = args.home
-    if home is None:
-        home = ROOT / "var" / "bench" / "serve"
-        if not (home / "mlflow.db").exists():
-            redis.Redis.from_url(args.redis_url).flushdb()
-            build_world(home, args.redis_url)
-    env = {
-        **os.environ,
-        "CHURN_HOME": str(home),
-        "REDIS_URL": args.redis_url,
-        "CHURN_JWT_SECRET": SECRET,
-        "CHURN_RATE_LIMIT": "1000000000",
-        "CHURN_FEATURE_MAX_AGE_SECONDS": str(10 * 365 * 86_400),
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
+    home = bench_home(args.home, args.redis_url)
+    env = service_env(home, args.redis_url)
     from serving.auth import mint_token
 
     scorer = mint_token("bench", "scorer", 3600, SECRET, "HS256", "churn-lakehouse")

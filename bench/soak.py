@@ -13,23 +13,21 @@ one JSON object."""
 
 import argparse
 import json
-import os
 import random
 import shutil
 import sys
 from pathlib import Path
 
 import httpx
-import redis
 from serve import (
-    ROOT,
     SECRET,
     WRK_DONE,
-    build_world,
+    bench_home,
     customer_ids,
     histogram,
     quantile,
     run_wrk,
+    service_env,
     start_server,
 )
 
@@ -126,22 +124,8 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("bench/soak.py needs wrk: apt-get install wrk")
 
-    home = args.home
-    if home is None:
-        home = ROOT / "var" / "bench" / "serve"
-        if not (home / "mlflow.db").exists():
-            redis.Redis.from_url(args.redis_url).flushdb()
-            build_world(home, args.redis_url)
-    env = {
-        **os.environ,
-        "CHURN_HOME": str(home),
-        "REDIS_URL": args.redis_url,
-        "CHURN_JWT_SECRET": SECRET,
-        "CHURN_RATE_LIMIT": "1000000000",
-        "CHURN_FEATURE_MAX_AGE_SECONDS": str(10 * 365 * 86_400),
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
+    home = bench_home(args.home, args.redis_url)
+    env = service_env(home, args.redis_url)
     token = mint_token("soak", "analyst", 4 * 3600, SECRET, "HS256", "churn-lakehouse")
     requests = mixed_requests(customer_ids(home, 2_000), 3_000)
     results: dict = {"mix": MIX, "batch_size": BATCH_SIZE, "target_rps": args.rate}
